@@ -1,0 +1,9 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod demo;
+pub mod fetch;
+pub mod generate;
+pub mod hub;
+pub mod info;
+pub mod perplexity;

@@ -1,0 +1,104 @@
+//! Helpers shared by the subcommands: model resolution, loading with a progress bar, thread pool.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use secateurs_data::Cache;
+use secateurs_model::model::{CausalLm, ModelFiles};
+
+/// Sizes the global thread pool.
+pub fn set_threads(n: usize) -> Result<()> {
+    if n == 0 {
+        bail!("--threads must be at least 1");
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .context("cannot configure the thread pool")
+}
+
+/// The cache named by $SECATEURS_CACHE (or the default location).
+pub fn cache() -> Result<Cache> {
+    Ok(Cache::from_env()?)
+}
+
+/// Resolves a MODEL argument: a local path, a Hugging Face repo id, or (None) the default model.
+pub fn resolve_model(arg: Option<&str>) -> Result<PathBuf> {
+    match arg {
+        None => {
+            let cache = cache()?;
+            let p = cache.model_gguf();
+            if !p.is_file() {
+                bail!(
+                    "no MODEL given and the default model is not in the cache ({}): run `secateurs fetch` first",
+                    p.display()
+                );
+            }
+            Ok(p)
+        }
+        Some(s) => {
+            let p = Path::new(s);
+            if p.exists() {
+                return Ok(p.to_path_buf());
+            }
+            if looks_like_repo_id(s) {
+                return crate::cmd::hub::download(s);
+            }
+            bail!("{s}: no such file or directory")
+        }
+    }
+}
+
+fn looks_like_repo_id(s: &str) -> bool {
+    let mut parts = s.split('/');
+    matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None)
+        if !a.is_empty() && !b.is_empty() && !a.starts_with('.')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)))
+}
+
+/// A spinner or bar on stderr (hidden when stderr is not a terminal or `quiet`).
+pub fn bar(len: u64, msg: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg:>12} [{bar:32}] {pos}/{len} {elapsed_precise} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb.set_message(msg.to_string());
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+/// Opens and loads a model with a per-layer progress bar.
+pub fn load_model(path: &Path, quiet: bool) -> Result<(ModelFiles, CausalLm)> {
+    let files = ModelFiles::open(path)?;
+    let pb = bar(files.config.num_layers as u64, "loading", quiet);
+    let model = files.load(&mut |i| pb.set_position(i as u64 + 1))?;
+    pb.finish_and_clear();
+    Ok((files, model))
+}
+
+/// Reads a text file, or the default evaluation text from the cache.
+pub fn eval_text(path: Option<&Path>) -> Result<(String, String)> {
+    match path {
+        Some(p) => {
+            let t = std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read text", p.display()))?;
+            Ok((t, p.display().to_string()))
+        }
+        None => {
+            let t = secateurs_data::eval_text(&cache()?)?;
+            Ok((
+                t,
+                "default: SQuAD v1.1 dev paragraphs (bigbench 1.0.0 squad_shifts)".into(),
+            ))
+        }
+    }
+}

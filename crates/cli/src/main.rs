@@ -1,0 +1,77 @@
+//! `secateurs`: prune large language models and measure what is lost.
+//!
+//! A thin command-line layer over the library crates: argument parsing (clap), progress bars
+//! (indicatif) and error reporting (anyhow) live here and nowhere else.
+
+mod cmd;
+mod common;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Prune large language models and measure what is lost.
+#[derive(Parser)]
+#[command(name = "secateurs", version, about, long_about = None, after_help = "\
+Examples:
+  secateurs demo                               # the main job on the default model and data
+  secateurs fetch                              # default model + data into the cache
+  secateurs info                               # shapes and parameter counts of the default model
+  secateurs perplexity --seqlen 512            # perplexity on the default evaluation text
+  secateurs generate --prompt 'The capital of France is'
+  secateurs generate --chat --prompt 'What is pruning?'
+  secateurs bench perplexity --windows 4       # tokens/s vs transformers+PyTorch
+
+MODEL arguments accept a Hugging Face directory (config.json + *.safetensors + tokenizer.json),
+a .gguf file, or a Hugging Face repo id (owner/name, needs a hub connection). Without one, the
+default model fetched by `secateurs fetch` is used. The cache lives in $SECATEURS_CACHE
+(default ~/.cache/secateurs).")]
+struct Cli {
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The main job on the default model and data: fetch, perplexity, generation.
+    Demo(cmd::demo::Args),
+    /// Download and verify the default model and data sets into the cache.
+    Fetch(cmd::fetch::Args),
+    /// Show a model's architecture, shapes, storage dtypes and parameter counts.
+    Info(cmd::info::Args),
+    /// Perplexity over non-overlapping windows of a text.
+    Perplexity(cmd::perplexity::Args),
+    /// Greedy text generation (a sanity check).
+    Generate(cmd::generate::Args),
+    /// Benchmarks printed side by side with their reference.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        if let Err(e) = common::set_threads(n) {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    }
+    let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
+        Command::Fetch(a) => cmd::fetch::run(a),
+        Command::Info(a) => cmd::info::run(a),
+        Command::Perplexity(a) => cmd::perplexity::run(a),
+        Command::Generate(a) => cmd::generate::run(a),
+        Command::Bench(b) => cmd::bench::run(b),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The LLaMA decoder (Touvron et al. 2023, "LLaMA", §2.2): pre-RMSNorm, rotary embeddings,
+//! grouped-query attention (Ainslie et al. 2023) and a SwiGLU MLP, with optional q/k/v/o and MLP
+//! biases (Qwen2 puts a bias on q/k/v). Numerics follow transformers' `modeling_llama.py` in f32.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::arch::{Architecture, DecoderLayer, LayerKvCache, LinearKind, LinearObserver};
+use crate::config::ModelConfig;
+use crate::error::{ModelError, Result};
+use crate::linear::Linear;
+use crate::ops::{gemm_into, rms_norm, softmax_prefix, swiglu_inplace, Matrix, View};
+use crate::rope::Rope;
+use crate::weights::WeightSource;
+
+/// Query rows processed together in causal attention: a block only reads keys up to its last
+/// row, so prefill skips most of the masked upper triangle.
+const QUERY_BLOCK: usize = 128;
+
+/// One LLaMA decoder layer.
+pub struct LlamaLayer {
+    cfg: Arc<ModelConfig>,
+    rope: Arc<Rope>,
+    input_norm: Vec<f32>,
+    post_norm: Vec<f32>,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+fn load_linear(src: &dyn WeightSource, name: &str, out: usize, inp: usize) -> Result<Linear> {
+    let w = src.load_checked(&format!("{name}.weight"), &[out, inp])?;
+    let bias_name = format!("{name}.bias");
+    let bias = if src.contains(&bias_name) {
+        Some(src.load_checked(&bias_name, &[out])?.data)
+    } else {
+        None
+    };
+    Ok(Linear::dense(Arc::new(w.data), out, inp, bias))
+}
+
+impl LlamaLayer {
+    /// Loads decoder layer `i` (`model.layers.{i}.*`) from a weight source.
+    ///
+    /// # Errors
+    /// Missing tensors, wrong shapes or non-finite values (naming the tensor).
+    pub fn load(
+        cfg: Arc<ModelConfig>,
+        rope: Arc<Rope>,
+        src: &dyn WeightSource,
+        i: usize,
+    ) -> Result<Self> {
+        let p = format!("model.layers.{i}");
+        let (h, q_out, kv_out, inter) = (
+            cfg.hidden_size,
+            cfg.num_heads * cfg.head_dim,
+            cfg.num_kv_heads * cfg.head_dim,
+            cfg.intermediate_size,
+        );
+        Ok(LlamaLayer {
+            input_norm: src
+                .load_checked(&format!("{p}.input_layernorm.weight"), &[h])?
+                .data,
+            post_norm: src
+                .load_checked(&format!("{p}.post_attention_layernorm.weight"), &[h])?
+                .data,
+            q: load_linear(src, &format!("{p}.self_attn.q_proj"), q_out, h)?,
+            k: load_linear(src, &format!("{p}.self_attn.k_proj"), kv_out, h)?,
+            v: load_linear(src, &format!("{p}.self_attn.v_proj"), kv_out, h)?,
+            o: load_linear(src, &format!("{p}.self_attn.o_proj"), h, q_out)?,
+            gate: load_linear(src, &format!("{p}.mlp.gate_proj"), inter, h)?,
+            up: load_linear(src, &format!("{p}.mlp.up_proj"), inter, h)?,
+            down: load_linear(src, &format!("{p}.mlp.down_proj"), h, inter)?,
+            cfg,
+            rope,
+        })
+    }
+
+    /// Causal grouped-query attention of `q (seq, heads*hd)` over `k, v (total, kv_heads*hd)`
+    /// where query row r sits at position `start + r` and `total = start + seq`.
+    fn attention(&self, q: &[f32], seq: usize, k: &[f32], v: &[f32], start: usize) -> Matrix {
+        let (nh, nkv, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
+        let group = nh / nkv;
+        let total = start + seq;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (q_w, kv_w) = (nh * hd, nkv * hd);
+        // One (seq, hd) output per head, computed in parallel, then interleaved.
+        let per_head: Vec<Vec<f32>> = (0..nh)
+            .into_par_iter()
+            .map(|h| {
+                let kvh = h / group;
+                let mut out = vec![0.0f32; seq * hd]; // (seq, hd)
+                let mut scores = vec![0.0f32; QUERY_BLOCK.min(seq) * total]; // (block, keys)
+                let mut r0 = 0;
+                while r0 < seq {
+                    let r1 = (r0 + QUERY_BLOCK).min(seq);
+                    let rows = r1 - r0;
+                    let keys = start + r1; // keys visible to the block's last row
+                    let qv = View {
+                        data: &q[r0 * q_w + h * hd..],
+                        rows,
+                        cols: hd,
+                        row_stride: q_w,
+                        col_stride: 1,
+                    };
+                    // (hd, keys): column j is key j of this kv head.
+                    let kt = View {
+                        data: &k[kvh * hd..],
+                        rows: hd,
+                        cols: keys,
+                        row_stride: 1,
+                        col_stride: kv_w,
+                    };
+                    gemm_into(&mut scores, keys, qv, kt, false, 1);
+                    for r in 0..rows {
+                        let row = &mut scores[r * keys..(r + 1) * keys];
+                        for s in row.iter_mut() {
+                            *s *= scale;
+                        }
+                        softmax_prefix(row, start + r0 + r + 1);
+                    }
+                    let vv = View {
+                        data: &v[kvh * hd..],
+                        rows: keys,
+                        cols: hd,
+                        row_stride: kv_w,
+                        col_stride: 1,
+                    };
+                    gemm_into(
+                        &mut out[r0 * hd..],
+                        hd,
+                        View::row_major(&scores, rows, keys),
+                        vv,
+                        false,
+                        1,
+                    );
+                    r0 = r1;
+                }
+                out
+            })
+            .collect();
+        let mut merged = Matrix::zeros(seq, q_w); // (seq, heads*hd)
+        for (h, o) in per_head.iter().enumerate() {
+            for r in 0..seq {
+                merged.data[r * q_w + h * hd..r * q_w + (h + 1) * hd]
+                    .copy_from_slice(&o[r * hd..(r + 1) * hd]);
+            }
+        }
+        merged
+    }
+}
+
+impl DecoderLayer for LlamaLayer {
+    fn forward(
+        &self,
+        x: &Matrix,
+        start: usize,
+        cache: Option<&mut LayerKvCache>,
+        obs: &mut dyn LinearObserver,
+    ) -> Result<Matrix> {
+        let seq = x.rows;
+        if start + seq > self.rope.max_positions() {
+            return Err(ModelError::Input(format!(
+                "positions up to {} exceed the {} this model supports",
+                start + seq,
+                self.rope.max_positions()
+            )));
+        }
+        let (nh, nkv) = (self.cfg.num_heads, self.cfg.num_kv_heads);
+        // Attention block.
+        let h = rms_norm(x, &self.input_norm, self.cfg.rms_norm_eps); // (seq, hidden)
+        obs.observe(LinearKind::Q, &h);
+        let mut q = self.q.forward(&h); // (seq, heads*hd)
+        obs.observe(LinearKind::K, &h);
+        let mut k = self.k.forward(&h); // (seq, kv_heads*hd)
+        obs.observe(LinearKind::V, &h);
+        let v = self.v.forward(&h); // (seq, kv_heads*hd)
+        self.rope.apply(&mut q.data, seq, nh, start);
+        self.rope.apply(&mut k.data, seq, nkv, start);
+        let attn = match cache {
+            Some(c) => {
+                if c.len != start {
+                    return Err(ModelError::Input(format!(
+                        "KV cache holds {} positions but the input starts at {start}",
+                        c.len
+                    )));
+                }
+                c.k.extend_from_slice(&k.data);
+                c.v.extend_from_slice(&v.data);
+                c.len += seq;
+                self.attention(&q.data, seq, &c.k, &c.v, start)
+            }
+            None => {
+                if start != 0 {
+                    return Err(ModelError::Input(
+                        "an input that does not start at position 0 needs a KV cache".into(),
+                    ));
+                }
+                self.attention(&q.data, seq, &k.data, &v.data, 0)
+            }
+        }; // (seq, heads*hd)
+        obs.observe(LinearKind::O, &attn);
+        let o = self.o.forward(&attn); // (seq, hidden)
+        let mut x1 = x.clone();
+        for (a, b) in x1.data.iter_mut().zip(&o.data) {
+            *a += b;
+        }
+        // MLP block.
+        let h2 = rms_norm(&x1, &self.post_norm, self.cfg.rms_norm_eps); // (seq, hidden)
+        obs.observe(LinearKind::Gate, &h2);
+        let mut g = self.gate.forward(&h2); // (seq, inter)
+        obs.observe(LinearKind::Up, &h2);
+        let u = self.up.forward(&h2); // (seq, inter)
+        swiglu_inplace(&mut g.data, &u.data);
+        obs.observe(LinearKind::Down, &g);
+        let d = self.down.forward(&g); // (seq, hidden)
+        for (a, b) in x1.data.iter_mut().zip(&d.data) {
+            *a += b;
+        }
+        Ok(x1)
+    }
+
+    fn linears(&self) -> Vec<(LinearKind, &Linear)> {
+        vec![
+            (LinearKind::Q, &self.q),
+            (LinearKind::K, &self.k),
+            (LinearKind::V, &self.v),
+            (LinearKind::O, &self.o),
+            (LinearKind::Gate, &self.gate),
+            (LinearKind::Up, &self.up),
+            (LinearKind::Down, &self.down),
+        ]
+    }
+
+    fn linear_mut(&mut self, kind: LinearKind) -> Option<&mut Linear> {
+        Some(match kind {
+            LinearKind::Q => &mut self.q,
+            LinearKind::K => &mut self.k,
+            LinearKind::V => &mut self.v,
+            LinearKind::O => &mut self.o,
+            LinearKind::Gate => &mut self.gate,
+            LinearKind::Up => &mut self.up,
+            LinearKind::Down => &mut self.down,
+        })
+    }
+}
+
+/// A LLaMA-family causal LM.
+pub struct LlamaModel {
+    cfg: Arc<ModelConfig>,
+    embed: Arc<Vec<f32>>, // (vocab, hidden)
+    layers: Vec<Box<dyn DecoderLayer>>,
+    norm: Vec<f32>,
+    head: Linear,
+    tied: bool,
+}
+
+impl LlamaModel {
+    /// Loads every tensor from `src`; `progress(i)` is called after decoder layer i is loaded.
+    ///
+    /// # Errors
+    /// Missing tensors, wrong shapes or non-finite values (naming the tensor).
+    pub fn load(
+        cfg: ModelConfig,
+        src: &dyn WeightSource,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Self> {
+        let cfg = Arc::new(cfg);
+        let rope = Arc::new(Rope::new(&cfg));
+        let (v, h) = (cfg.vocab_size, cfg.hidden_size);
+        let embed = Arc::new(src.load_checked("model.embed_tokens.weight", &[v, h])?.data);
+        let mut layers: Vec<Box<dyn DecoderLayer>> = Vec::with_capacity(cfg.num_layers);
+        for i in 0..cfg.num_layers {
+            layers.push(Box::new(LlamaLayer::load(
+                cfg.clone(),
+                rope.clone(),
+                src,
+                i,
+            )?));
+            progress(i);
+        }
+        let norm = src.load_checked("model.norm.weight", &[h])?.data;
+        let (head, tied) = if src.contains("lm_head.weight") {
+            (load_linear(src, "lm_head", v, h)?, false)
+        } else if cfg.tie_word_embeddings {
+            (Linear::dense(embed.clone(), v, h, None), true)
+        } else {
+            return Err(ModelError::MissingTensor {
+                path: src.label().to_path_buf(),
+                tensor: "lm_head.weight".into(),
+            });
+        };
+        Ok(LlamaModel {
+            cfg,
+            embed,
+            layers,
+            norm,
+            head,
+            tied,
+        })
+    }
+
+    /// The embedding matrix `(vocab, hidden)`.
+    pub fn embedding(&self) -> &[f32] {
+        &self.embed
+    }
+}
+
+impl Architecture for LlamaModel {
+    fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    fn embed(&self, tokens: &[u32], _start: usize) -> Result<Matrix> {
+        let h = self.cfg.hidden_size;
+        let mut out = Matrix::zeros(tokens.len(), h); // (seq, hidden)
+        for (r, &t) in tokens.iter().enumerate() {
+            let t = t as usize;
+            if t >= self.cfg.vocab_size {
+                return Err(ModelError::Input(format!(
+                    "token id {t} is outside the vocabulary of {}",
+                    self.cfg.vocab_size
+                )));
+            }
+            out.data[r * h..(r + 1) * h].copy_from_slice(&self.embed[t * h..(t + 1) * h]);
+        }
+        Ok(out)
+    }
+
+    fn layers(&self) -> &[Box<dyn DecoderLayer>] {
+        &self.layers
+    }
+
+    fn layers_mut(&mut self) -> &mut [Box<dyn DecoderLayer>] {
+        &mut self.layers
+    }
+
+    fn final_norm(&self, x: &Matrix) -> Matrix {
+        rms_norm(x, &self.norm, self.cfg.rms_norm_eps)
+    }
+
+    fn head(&self) -> &Linear {
+        &self.head
+    }
+
+    fn tied_head(&self) -> bool {
+        self.tied
+    }
+}

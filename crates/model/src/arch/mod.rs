@@ -1,0 +1,154 @@
+//! The architecture abstraction: a causal LM is embed → decoder layers → final norm → head.
+//!
+//! Every family (LLaMA/Qwen2 today; OPT and GPT-NeoX later) implements [`Architecture`] and
+//! [`DecoderLayer`]. The calibration loop of the pruning crate, perplexity and generation are
+//! written once against these traits: they can run layer *i* alone on captured inputs and observe
+//! the input of every linear layer inside it through a [`LinearObserver`].
+
+pub mod llama;
+
+use serde::Serialize;
+
+use crate::config::ModelConfig;
+use crate::error::Result;
+use crate::linear::Linear;
+use crate::ops::Matrix;
+
+/// Which linear layer of a decoder layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinearKind {
+    /// Attention query projection.
+    Q,
+    /// Attention key projection.
+    K,
+    /// Attention value projection.
+    V,
+    /// Attention output projection.
+    O,
+    /// MLP gate projection (SwiGLU).
+    Gate,
+    /// MLP up projection.
+    Up,
+    /// MLP down projection.
+    Down,
+}
+
+/// Whether a linear layer belongs to attention or to the MLP (seed 000's scopes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// q, k, v, o.
+    Attention,
+    /// gate, up, down.
+    Mlp,
+}
+
+impl LinearKind {
+    /// All kinds, in execution order.
+    pub const ALL: [LinearKind; 7] = [
+        LinearKind::Q,
+        LinearKind::K,
+        LinearKind::V,
+        LinearKind::O,
+        LinearKind::Gate,
+        LinearKind::Up,
+        LinearKind::Down,
+    ];
+
+    /// Attention or MLP.
+    pub fn role(self) -> Role {
+        match self {
+            LinearKind::Q | LinearKind::K | LinearKind::V | LinearKind::O => Role::Attention,
+            LinearKind::Gate | LinearKind::Up | LinearKind::Down => Role::Mlp,
+        }
+    }
+
+    /// Short name (`q`, `k`, ..., `down`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LinearKind::Q => "q",
+            LinearKind::K => "k",
+            LinearKind::V => "v",
+            LinearKind::O => "o",
+            LinearKind::Gate => "gate",
+            LinearKind::Up => "up",
+            LinearKind::Down => "down",
+        }
+    }
+}
+
+/// Sees the input of each linear layer just before it runs (Wanda's column norms and SparseGPT's
+/// Hessians are accumulated through this).
+pub trait LinearObserver {
+    /// `x` is the `(rows, in_features)` input of linear `kind`.
+    fn observe(&mut self, kind: LinearKind, x: &Matrix);
+}
+
+/// An observer that ignores everything.
+pub struct NoObserver;
+
+impl LinearObserver for NoObserver {
+    fn observe(&mut self, _kind: LinearKind, _x: &Matrix) {}
+}
+
+/// Keys and values of one decoder layer for the positions seen so far.
+#[derive(Debug, Clone, Default)]
+pub struct LayerKvCache {
+    /// `(len, kv_heads * head_dim)` keys, RoPE applied.
+    pub k: Vec<f32>,
+    /// `(len, kv_heads * head_dim)` values.
+    pub v: Vec<f32>,
+    /// Number of cached positions.
+    pub len: usize,
+}
+
+/// One decoder layer.
+pub trait DecoderLayer: Send + Sync {
+    /// Runs the layer on `x (seq, hidden)` whose first row sits at position `start`. With a cache,
+    /// attention also sees the cached positions `0..start` and the new keys/values are appended
+    /// (`cache.len` must equal `start`); without one, `start` must be 0.
+    ///
+    /// # Errors
+    /// Positions beyond what the model supports, or a cache whose length is not `start`.
+    fn forward(
+        &self,
+        x: &Matrix,
+        start: usize,
+        cache: Option<&mut LayerKvCache>,
+        observer: &mut dyn LinearObserver,
+    ) -> Result<Matrix>;
+
+    /// The linear layers with their kinds, in execution order.
+    fn linears(&self) -> Vec<(LinearKind, &Linear)>;
+
+    /// Mutable access to one linear layer.
+    fn linear_mut(&mut self, kind: LinearKind) -> Option<&mut Linear>;
+}
+
+/// A causal language model: embed → layers → final norm → head.
+pub trait Architecture: Send + Sync {
+    /// Hyper-parameters.
+    fn config(&self) -> &ModelConfig;
+
+    /// Token embeddings `(tokens.len(), hidden)`; `start` is the position of the first token.
+    ///
+    /// # Errors
+    /// A token id outside the vocabulary.
+    fn embed(&self, tokens: &[u32], start: usize) -> Result<Matrix>;
+
+    /// Decoder layers.
+    fn layers(&self) -> &[Box<dyn DecoderLayer>];
+
+    /// Mutable decoder layers (pruning rewrites their weights).
+    fn layers_mut(&mut self) -> &mut [Box<dyn DecoderLayer>];
+
+    /// Final normalization, `(rows, hidden) → (rows, hidden)`.
+    fn final_norm(&self, x: &Matrix) -> Matrix;
+
+    /// The language-model head, `(rows, hidden) → (rows, vocab)`.
+    fn head(&self) -> &Linear;
+
+    /// Whether the head shares the embedding matrix.
+    fn tied_head(&self) -> bool;
+}

@@ -20,6 +20,8 @@ Examples:
   secateurs perplexity --seqlen 512            # perplexity on the default evaluation text
   secateurs generate --prompt 'The capital of France is'
   secateurs generate --chat --prompt 'What is pruning?'
+  secateurs prune --method wanda --sparsity 0.5 --out pruned --eval
+  secateurs sparsity pruned
   secateurs bench perplexity --windows 4       # tokens/s vs transformers+PyTorch
 
 MODEL arguments accept a Hugging Face directory (config.json + *.safetensors + tokenizer.json),
@@ -44,8 +46,14 @@ enum Command {
     Info(cmd::info::Args),
     /// Perplexity over non-overlapping windows of a text.
     Perplexity(cmd::perplexity::Args),
+    /// Prune a model with magnitude, Wanda or SparseGPT and write a Hugging Face directory.
+    Prune(Box<cmd::prune::Args>),
+    /// Measured sparsity of a checkpoint, per matrix and module type.
+    Sparsity(cmd::sparsity::Args),
     /// Greedy text generation (a sanity check).
     Generate(cmd::generate::Args),
+    /// Dump a prompt's logits (for comparison with other implementations).
+    Logits(cmd::logits::Args),
     /// Benchmarks printed side by side with their reference.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -65,6 +73,9 @@ fn main() -> ExitCode {
         Command::Info(a) => cmd::info::run(a),
         Command::Perplexity(a) => cmd::perplexity::run(a),
         Command::Generate(a) => cmd::generate::run(a),
+        Command::Prune(a) => cmd::prune::run(*a),
+        Command::Sparsity(a) => cmd::sparsity::run(a),
+        Command::Logits(a) => cmd::logits::run(a),
         Command::Bench(b) => cmd::bench::run(b),
     };
     match result {

@@ -9,6 +9,7 @@
 pub mod arch;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod gguf;
 pub mod gguf_source;
 pub mod linear;

@@ -117,6 +117,44 @@ impl Tokenizer {
             })
     }
 
+    /// Writes `tokenizer.json` and `tokenizer_config.json` (chat template and special tokens) into
+    /// `dir`, so that Hugging Face libraries and [`Tokenizer::from_dir`] load the same tokenizer.
+    ///
+    /// # Errors
+    /// I/O or serialization failures naming the file.
+    pub fn save_to_dir(&self, dir: &Path) -> Result<()> {
+        let path = dir.join("tokenizer.json");
+        self.inner
+            .save(&path, false)
+            .map_err(|e| ModelError::Tokenizer {
+                path: path.clone(),
+                reason: first_line(&e.to_string()),
+            })?;
+        let name = |id: Option<u32>| id.and_then(|i| self.inner.id_to_token(i));
+        let mut cfg = serde_json::json!({
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "clean_up_tokenization_spaces": false,
+        });
+        if let Some(t) = name(self.eos_id) {
+            cfg["eos_token"] = t.into();
+        }
+        if let Some(t) = name(self.bos_id) {
+            cfg["bos_token"] = t.into();
+        }
+        if let Some(t) = &self.chat_template {
+            cfg["chat_template"] = t.clone().into();
+        }
+        let cfg_path = dir.join("tokenizer_config.json");
+        std::fs::write(
+            &cfg_path,
+            serde_json::to_string_pretty(&cfg).unwrap_or_default(),
+        )
+        .map_err(|source| ModelError::Io {
+            path: cfg_path.clone(),
+            source,
+        })
+    }
+
     /// Renders the chat template for one user message, ready for generation.
     ///
     /// # Errors

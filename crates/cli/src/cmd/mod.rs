@@ -6,4 +6,7 @@ pub mod fetch;
 pub mod generate;
 pub mod hub;
 pub mod info;
+pub mod logits;
 pub mod perplexity;
+pub mod prune;
+pub mod sparsity;

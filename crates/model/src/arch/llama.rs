@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::arch::{Architecture, DecoderLayer, LayerKvCache, LinearKind, LinearObserver};
-use crate::config::ModelConfig;
+use crate::arch::{
+    Architecture, DecoderLayer, LayerKvCache, LinearKind, LinearObserver, NamedTensor, Role,
+};
+use crate::config::{ArchKind, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::linear::Linear;
 use crate::ops::{gemm_into, rms_norm, softmax_prefix, swiglu_inplace, Matrix, View};
@@ -237,6 +239,42 @@ impl DecoderLayer for LlamaLayer {
         ]
     }
 
+    fn tensors(&self) -> Vec<NamedTensor<'_>> {
+        let h = self.cfg.hidden_size;
+        let mut out = vec![
+            NamedTensor {
+                name: "input_layernorm.weight".into(),
+                shape: vec![h],
+                data: &self.input_norm,
+            },
+            NamedTensor {
+                name: "post_attention_layernorm.weight".into(),
+                shape: vec![h],
+                data: &self.post_norm,
+            },
+        ];
+        for (kind, lin) in self.linears() {
+            let prefix = match kind.role() {
+                Role::Attention => "self_attn",
+                Role::Mlp => "mlp",
+            };
+            let name = format!("{prefix}.{}_proj", kind.name());
+            out.push(NamedTensor {
+                name: format!("{name}.weight"),
+                shape: vec![lin.out_features(), lin.in_features()],
+                data: lin.dense_weight(),
+            });
+            if let Some(b) = lin.bias() {
+                out.push(NamedTensor {
+                    name: format!("{name}.bias"),
+                    shape: vec![b.len()],
+                    data: b,
+                });
+            }
+        }
+        out
+    }
+
     fn linear_mut(&mut self, kind: LinearKind) -> Option<&mut Linear> {
         Some(match kind {
             LinearKind::Q => &mut self.q,
@@ -350,5 +388,79 @@ impl Architecture for LlamaModel {
 
     fn tied_head(&self) -> bool {
         self.tied
+    }
+
+    fn tensors(&self) -> Vec<NamedTensor<'_>> {
+        let (v, h) = (self.cfg.vocab_size, self.cfg.hidden_size);
+        let mut out = vec![NamedTensor {
+            name: "model.embed_tokens.weight".into(),
+            shape: vec![v, h],
+            data: &self.embed,
+        }];
+        for (i, layer) in self.layers.iter().enumerate() {
+            out.extend(layer.tensors().into_iter().map(|t| NamedTensor {
+                name: format!("model.layers.{i}.{}", t.name),
+                ..t
+            }));
+        }
+        out.push(NamedTensor {
+            name: "model.norm.weight".into(),
+            shape: vec![h],
+            data: &self.norm,
+        });
+        if !self.tied {
+            out.push(NamedTensor {
+                name: "lm_head.weight".into(),
+                shape: vec![v, h],
+                data: self.head.dense_weight(),
+            });
+        }
+        out
+    }
+
+    fn hf_config(&self) -> serde_json::Value {
+        let c = &self.cfg;
+        let first = self.layers.first().map(|l| l.linears());
+        let has_bias = |k: LinearKind| {
+            first
+                .as_ref()
+                .and_then(|ls| ls.iter().find(|(kind, _)| *kind == k))
+                .is_some_and(|(_, l)| l.bias().is_some())
+        };
+        let mut v = serde_json::json!({
+            "architectures": [c.architecture],
+            "model_type": match c.arch { ArchKind::Llama => "llama", ArchKind::Qwen2 => "qwen2" },
+            "vocab_size": c.vocab_size,
+            "hidden_size": c.hidden_size,
+            "intermediate_size": c.intermediate_size,
+            "num_hidden_layers": c.num_layers,
+            "num_attention_heads": c.num_heads,
+            "num_key_value_heads": c.num_kv_heads,
+            "head_dim": c.head_dim,
+            "hidden_act": "silu",
+            "rms_norm_eps": c.rms_norm_eps,
+            "rope_theta": c.rope_theta,
+            "max_position_embeddings": c.max_position_embeddings,
+            "tie_word_embeddings": self.tied,
+            "bos_token_id": c.bos_token_id,
+            "eos_token_id": c.eos_token_id,
+            "torch_dtype": "float32",
+        });
+        if c.arch == ArchKind::Llama {
+            v["attention_bias"] = has_bias(LinearKind::Q).into();
+            v["mlp_bias"] = has_bias(LinearKind::Gate).into();
+        } else {
+            v["use_sliding_window"] = false.into();
+        }
+        if let Some(s) = &c.rope_scaling {
+            v["rope_scaling"] = serde_json::json!({
+                "rope_type": "llama3",
+                "factor": s.factor,
+                "low_freq_factor": s.low_freq_factor,
+                "high_freq_factor": s.high_freq_factor,
+                "original_max_position_embeddings": s.original_max_position_embeddings,
+            });
+        }
+        v
     }
 }

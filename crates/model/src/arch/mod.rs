@@ -7,7 +7,7 @@
 
 pub mod llama;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::ModelConfig;
 use crate::error::Result;
@@ -15,7 +15,7 @@ use crate::linear::Linear;
 use crate::ops::Matrix;
 
 /// Which linear layer of a decoder layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LinearKind {
     /// Attention query projection.
@@ -124,6 +124,20 @@ pub trait DecoderLayer: Send + Sync {
 
     /// Mutable access to one linear layer.
     fn linear_mut(&mut self, kind: LinearKind) -> Option<&mut Linear>;
+
+    /// Every tensor of the layer under its Hugging Face name relative to the layer
+    /// (`self_attn.q_proj.weight`, `input_layernorm.weight`, ...), with its shape.
+    fn tensors(&self) -> Vec<NamedTensor<'_>>;
+}
+
+/// A borrowed tensor with its Hugging Face name and row-major shape.
+pub struct NamedTensor<'a> {
+    /// Hugging Face name.
+    pub name: String,
+    /// Row-major shape.
+    pub shape: Vec<usize>,
+    /// Values.
+    pub data: &'a [f32],
 }
 
 /// A causal language model: embed → layers → final norm → head.
@@ -151,4 +165,11 @@ pub trait Architecture: Send + Sync {
 
     /// Whether the head shares the embedding matrix.
     fn tied_head(&self) -> bool;
+
+    /// Every tensor of the model under its Hugging Face name (a tied head is listed once, as the
+    /// embedding), in a stable order: what an exported checkpoint contains.
+    fn tensors(&self) -> Vec<NamedTensor<'_>>;
+
+    /// The Hugging Face `config.json` describing this model.
+    fn hf_config(&self) -> serde_json::Value;
 }

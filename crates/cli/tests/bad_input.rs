@@ -216,3 +216,147 @@ fn tiny_model_runs_end_to_end() {
     assert!(ppl.is_finite() && ppl > 1.0 && ppl < 10_000.0, "{ppl}");
     assert_eq!(v["report"]["windows"], 2);
 }
+
+/// A calibration text of `words` tiny-vocabulary words.
+fn calibration(dir: &Path, words: usize) -> PathBuf {
+    let p = dir.join("cal.txt");
+    let text: Vec<String> = (0..words).map(|i| format!("w{}", (i * 7) % 120)).collect();
+    std::fs::write(&p, text.join(" ")).unwrap();
+    p
+}
+
+#[test]
+fn prune_rejects_impossible_settings_with_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixture("tiny-llama");
+    let model = model.to_str().unwrap();
+    let cal = calibration(tmp.path(), 400);
+    let cal = cal.to_str().unwrap();
+    let out = tmp.path().join("out");
+    let out = out.to_str().unwrap();
+    let base = |extra: &[&'static str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "prune",
+            model,
+            "--calibration",
+            cal,
+            "--nsamples",
+            "2",
+            "--seqlen",
+            "16",
+            "--out",
+            out,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    for (extra, needle) in [
+        (&["--sparsity", "1.0"][..], "outside [0, 1)"),
+        (&["--sparsity=-0.1"][..], "outside [0, 1)"),
+        (&["--pattern", "4:4"][..], "4:4"),
+        (
+            &["--pattern", "3:5"][..],
+            "does not divide the input dimension 64",
+        ),
+        (&["--method", "wanda", "--layers", "5..2"][..], "--layers"),
+        (&["--modules", "q,mlp"][..], "--modules"),
+    ] {
+        let args = base(extra);
+        let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+    assert!(
+        !Path::new(out).exists(),
+        "no output may be left behind by a failed run"
+    );
+    let empty = tmp.path().join("empty.txt");
+    std::fs::write(&empty, "  \n").unwrap();
+    let err = fails(&[
+        "prune",
+        model,
+        "--calibration",
+        empty.to_str().unwrap(),
+        "--out",
+        out,
+    ]);
+    assert!(err.contains("calibration text"), "{err}");
+    let short = calibration(&tmp.path().join(""), 10);
+    let err = fails(&[
+        "prune",
+        model,
+        "--calibration",
+        short.to_str().unwrap(),
+        "--seqlen",
+        "64",
+        "--out",
+        out,
+    ]);
+    assert!(err.contains("shorter than one window"), "{err}");
+}
+
+#[test]
+fn prune_never_modifies_its_input_and_refuses_to_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = copy_fixture("tiny-llama");
+    let before = std::fs::read(dir.path().join("model.safetensors")).unwrap();
+    let cal = calibration(tmp.path(), 400);
+    let out = tmp.path().join("out");
+    let args = |extra: &[&str]| {
+        let mut v: Vec<String> = [
+            "prune",
+            dir.path().to_str().unwrap(),
+            "--calibration",
+            cal.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(
+            [
+                "--nsamples",
+                "2",
+                "--seqlen",
+                "16",
+                "--out",
+                out.to_str().unwrap(),
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |a: Vec<String>| {
+        Command::new(env!("CARGO_BIN_EXE_secateurs"))
+            .args(a)
+            .output()
+            .unwrap()
+    };
+    let o = run(args(&["--method", "sparsegpt", "--pattern", "2:4"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(dir.path().join("model.safetensors")).unwrap(),
+        before
+    );
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "prune_report.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    assert!(!tmp.path().join("out.partial").exists() && !tmp.path().join("out.tmp").exists());
+    let again = run(args(&[]));
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let s = Command::new(env!("CARGO_BIN_EXE_secateurs"))
+        .args(["sparsity", out.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();
+    assert_eq!(v["decoder_linear"]["sparsity"], 0.5);
+}

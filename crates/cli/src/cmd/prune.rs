@@ -75,6 +75,10 @@ pub struct Args {
     /// Calibration text file (default: the SQuADShifts calibration text).
     #[arg(long, value_name = "FILE")]
     calibration: Option<PathBuf>,
+    /// Also write the calibration token windows (a JSON list of lists) to FILE, e.g. for
+    /// scripts/torch_prune.py.
+    #[arg(long, value_name = "FILE")]
+    save_calibration: Option<PathBuf>,
     /// SparseGPT damping, as a fraction of the mean Hessian diagonal.
     #[arg(long, default_value_t = 0.01)]
     damp: f64,
@@ -184,6 +188,10 @@ pub fn run(a: Args) -> Result<()> {
     }
     let cal_tokens = tok.encode(&cal_text)?;
     let samples = sample_windows(&cal_tokens, a.nsamples, a.seqlen, a.seed)?;
+    if let Some(p) = &a.save_calibration {
+        std::fs::write(p, serde_json::to_string(&samples)?)
+            .with_context(|| format!("{}: cannot write", p.display()))?;
+    }
     let calibration = CalibrationInfo {
         source: cal_source,
         nsamples: a.nsamples,

@@ -15,6 +15,8 @@ use crate::common;
 pub enum BenchCommand {
     /// Perplexity-evaluation throughput (tokens/s) of secateurs vs transformers + PyTorch.
     Perplexity(PerplexityArgs),
+    /// Pruning wall time of secateurs vs the PyTorch reference (scripts/torch_prune.py).
+    Prune(PruneBenchArgs),
 }
 
 /// Arguments of `secateurs bench perplexity`.
@@ -55,8 +57,11 @@ pub struct PerplexityArgs {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Perplexity(a) => bench_perplexity(a),
+        BenchCommand::Prune(a) => crate::cmd::bench_prune::run(a),
     }
 }
+
+pub use crate::cmd::bench_prune::PruneBenchArgs;
 
 fn bench_perplexity(a: PerplexityArgs) -> Result<()> {
     if a.windows == 0 {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_prune;
 pub mod demo;
 pub mod fetch;
 pub mod generate;

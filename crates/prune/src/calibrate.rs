@@ -143,6 +143,13 @@ impl LinearObserver for Recorder {
             self.seen[g] = Some(x.clone());
         }
     }
+
+    fn satisfied(&self) -> bool {
+        self.want
+            .iter()
+            .zip(&self.seen)
+            .all(|(w, s)| !w || s.is_some())
+    }
 }
 
 /// Embeds each calibration sequence: the inputs of decoder layer 0, `(seqlen, hidden)` each.
@@ -156,36 +163,43 @@ pub fn capture_inputs(model: &CausalLm, samples: &[Vec<u32>]) -> Result<Vec<Matr
         .collect()
 }
 
-/// Runs `layer` on every input, in parallel batches of one sequence per thread.
+/// What one sequence's pass through a layer produced.
+enum Pass {
+    /// The inputs of the wanted linear groups (statistics pass; no output computed).
+    Observed([Option<Matrix>; GROUPS]),
+    /// The layer's output.
+    Output(Matrix),
+}
+
+/// Runs `layer` on every input, in parallel batches of one sequence per thread. With `want`,
+/// only observes the inputs of those groups (the statistics pass); without, computes outputs.
 fn run_layer(
     layer: &dyn DecoderLayer,
     inputs: &[Matrix],
-    want: [bool; GROUPS],
-    mut sink: impl FnMut(usize, Matrix, [Option<Matrix>; GROUPS]) -> Result<()>,
+    want: Option<[bool; GROUPS]>,
+    mut sink: impl FnMut(usize, Pass) -> Result<()>,
     forward_secs: &mut f64,
 ) -> Result<()> {
     let batch = rayon::current_num_threads().max(1);
     for (b, chunk) in inputs.chunks(batch).enumerate() {
         let t = Instant::now();
-        let outs: Vec<Result<(Matrix, [Option<Matrix>; GROUPS])>> = chunk
+        let outs: Vec<Result<Pass>> = chunk
             .par_iter()
-            .map(|x| {
-                let mut rec = Recorder {
-                    want,
-                    seen: [None, None, None, None],
-                };
-                let y = if want.iter().any(|w| *w) {
-                    layer.forward(x, 0, None, &mut rec)?
-                } else {
-                    layer.forward(x, 0, None, &mut NoObserver)?
-                };
-                Ok((y, rec.seen))
+            .map(|x| match want {
+                Some(want) => {
+                    let mut rec = Recorder {
+                        want,
+                        seen: [None, None, None, None],
+                    };
+                    layer.observe_inputs(x, &mut rec)?;
+                    Ok(Pass::Observed(rec.seen))
+                }
+                None => Ok(Pass::Output(layer.forward(x, 0, None, &mut NoObserver)?)),
             })
             .collect();
         *forward_secs += t.elapsed().as_secs_f64();
         for (i, o) in outs.into_iter().enumerate() {
-            let (y, seen) = o?;
-            sink(b * batch + i, y, seen)?;
+            sink(b * batch + i, o?)?;
         }
     }
     Ok(())
@@ -286,8 +300,11 @@ pub fn prune_layers(
                 run_layer(
                     layer,
                     &inputs,
-                    want,
-                    |idx, _y, seen| {
+                    Some(want),
+                    |idx, pass| {
+                        let Pass::Observed(seen) = pass else {
+                            return Ok(());
+                        };
                         let t = Instant::now();
                         for (g, m) in seen.into_iter().enumerate() {
                             if let (Some(m), Some(p)) = (m, pruners[g].as_mut()) {
@@ -354,9 +371,11 @@ pub fn prune_layers(
             run_layer(
                 layer,
                 &inputs,
-                [false; GROUPS],
-                |_, y, _| {
-                    next.push(y);
+                None,
+                |_, pass| {
+                    if let Pass::Output(y) = pass {
+                        next.push(y);
+                    }
                     Ok(())
                 },
                 &mut times.forward,

@@ -83,6 +83,85 @@ impl LlamaLayer {
         })
     }
 
+    /// The layer's forward pass; with `inputs_only`, stops once every linear input was observed
+    /// (the returned matrix is then not the layer's output).
+    fn run(
+        &self,
+        x: &Matrix,
+        start: usize,
+        cache: Option<&mut LayerKvCache>,
+        obs: &mut dyn LinearObserver,
+        inputs_only: bool,
+    ) -> Result<Matrix> {
+        let seq = x.rows;
+        if start + seq > self.rope.max_positions() {
+            return Err(ModelError::Input(format!(
+                "positions up to {} exceed the {} this model supports",
+                start + seq,
+                self.rope.max_positions()
+            )));
+        }
+        let (nh, nkv) = (self.cfg.num_heads, self.cfg.num_kv_heads);
+        // Attention block.
+        let h = rms_norm(x, &self.input_norm, self.cfg.rms_norm_eps); // (seq, hidden)
+        obs.observe(LinearKind::Q, &h);
+        let mut q = self.q.forward(&h); // (seq, heads*hd)
+        obs.observe(LinearKind::K, &h);
+        let mut k = self.k.forward(&h); // (seq, kv_heads*hd)
+        obs.observe(LinearKind::V, &h);
+        let v = self.v.forward(&h); // (seq, kv_heads*hd)
+        self.rope.apply(&mut q.data, seq, nh, start);
+        self.rope.apply(&mut k.data, seq, nkv, start);
+        let attn = match cache {
+            Some(c) => {
+                if c.len != start {
+                    return Err(ModelError::Input(format!(
+                        "KV cache holds {} positions but the input starts at {start}",
+                        c.len
+                    )));
+                }
+                c.k.extend_from_slice(&k.data);
+                c.v.extend_from_slice(&v.data);
+                c.len += seq;
+                self.attention(&q.data, seq, &c.k, &c.v, start)
+            }
+            None => {
+                if start != 0 {
+                    return Err(ModelError::Input(
+                        "an input that does not start at position 0 needs a KV cache".into(),
+                    ));
+                }
+                self.attention(&q.data, seq, &k.data, &v.data, 0)
+            }
+        }; // (seq, heads*hd)
+        obs.observe(LinearKind::O, &attn);
+        if inputs_only && obs.satisfied() {
+            return Ok(attn);
+        }
+        let o = self.o.forward(&attn); // (seq, hidden)
+        let mut x1 = x.clone();
+        for (a, b) in x1.data.iter_mut().zip(&o.data) {
+            *a += b;
+        }
+        // MLP block.
+        let h2 = rms_norm(&x1, &self.post_norm, self.cfg.rms_norm_eps); // (seq, hidden)
+        obs.observe(LinearKind::Gate, &h2);
+        let mut g = self.gate.forward(&h2); // (seq, inter)
+        obs.observe(LinearKind::Up, &h2);
+        let u = self.up.forward(&h2); // (seq, inter)
+        swiglu_inplace(&mut g.data, &u.data);
+        obs.observe(LinearKind::Down, &g);
+        if inputs_only {
+            // A statistics pass needs no output: skip the last projection.
+            return Ok(x1);
+        }
+        let d = self.down.forward(&g); // (seq, hidden)
+        for (a, b) in x1.data.iter_mut().zip(&d.data) {
+            *a += b;
+        }
+        Ok(x1)
+    }
+
     /// Causal grouped-query attention of `q (seq, heads*hd)` over `k, v (total, kv_heads*hd)`
     /// where query row r sits at position `start + r` and `total = start + seq`.
     fn attention(&self, q: &[f32], seq: usize, k: &[f32], v: &[f32], start: usize) -> Matrix {
@@ -165,66 +244,11 @@ impl DecoderLayer for LlamaLayer {
         cache: Option<&mut LayerKvCache>,
         obs: &mut dyn LinearObserver,
     ) -> Result<Matrix> {
-        let seq = x.rows;
-        if start + seq > self.rope.max_positions() {
-            return Err(ModelError::Input(format!(
-                "positions up to {} exceed the {} this model supports",
-                start + seq,
-                self.rope.max_positions()
-            )));
-        }
-        let (nh, nkv) = (self.cfg.num_heads, self.cfg.num_kv_heads);
-        // Attention block.
-        let h = rms_norm(x, &self.input_norm, self.cfg.rms_norm_eps); // (seq, hidden)
-        obs.observe(LinearKind::Q, &h);
-        let mut q = self.q.forward(&h); // (seq, heads*hd)
-        obs.observe(LinearKind::K, &h);
-        let mut k = self.k.forward(&h); // (seq, kv_heads*hd)
-        obs.observe(LinearKind::V, &h);
-        let v = self.v.forward(&h); // (seq, kv_heads*hd)
-        self.rope.apply(&mut q.data, seq, nh, start);
-        self.rope.apply(&mut k.data, seq, nkv, start);
-        let attn = match cache {
-            Some(c) => {
-                if c.len != start {
-                    return Err(ModelError::Input(format!(
-                        "KV cache holds {} positions but the input starts at {start}",
-                        c.len
-                    )));
-                }
-                c.k.extend_from_slice(&k.data);
-                c.v.extend_from_slice(&v.data);
-                c.len += seq;
-                self.attention(&q.data, seq, &c.k, &c.v, start)
-            }
-            None => {
-                if start != 0 {
-                    return Err(ModelError::Input(
-                        "an input that does not start at position 0 needs a KV cache".into(),
-                    ));
-                }
-                self.attention(&q.data, seq, &k.data, &v.data, 0)
-            }
-        }; // (seq, heads*hd)
-        obs.observe(LinearKind::O, &attn);
-        let o = self.o.forward(&attn); // (seq, hidden)
-        let mut x1 = x.clone();
-        for (a, b) in x1.data.iter_mut().zip(&o.data) {
-            *a += b;
-        }
-        // MLP block.
-        let h2 = rms_norm(&x1, &self.post_norm, self.cfg.rms_norm_eps); // (seq, hidden)
-        obs.observe(LinearKind::Gate, &h2);
-        let mut g = self.gate.forward(&h2); // (seq, inter)
-        obs.observe(LinearKind::Up, &h2);
-        let u = self.up.forward(&h2); // (seq, inter)
-        swiglu_inplace(&mut g.data, &u.data);
-        obs.observe(LinearKind::Down, &g);
-        let d = self.down.forward(&g); // (seq, hidden)
-        for (a, b) in x1.data.iter_mut().zip(&d.data) {
-            *a += b;
-        }
-        Ok(x1)
+        self.run(x, start, cache, obs, false)
+    }
+
+    fn observe_inputs(&self, x: &Matrix, obs: &mut dyn LinearObserver) -> Result<()> {
+        self.run(x, 0, None, obs, true).map(|_| ())
     }
 
     fn linears(&self) -> Vec<(LinearKind, &Linear)> {

@@ -83,6 +83,13 @@ impl LinearKind {
 pub trait LinearObserver {
     /// `x` is the `(rows, in_features)` input of linear `kind`.
     fn observe(&mut self, kind: LinearKind, x: &Matrix);
+
+    /// Whether every input this observer wants has been seen, so that
+    /// [`DecoderLayer::observe_inputs`] may stop early (e.g. skip the MLP when only attention is
+    /// being pruned).
+    fn satisfied(&self) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything.
@@ -118,6 +125,16 @@ pub trait DecoderLayer: Send + Sync {
         cache: Option<&mut LayerKvCache>,
         observer: &mut dyn LinearObserver,
     ) -> Result<Matrix>;
+
+    /// Shows the input of every linear layer to `observer`, computing only what those inputs
+    /// need (the layer's output is not needed by a statistics pass, so e.g. the last projection
+    /// can be skipped). Observations equal those of [`DecoderLayer::forward`] from position 0.
+    ///
+    /// # Errors
+    /// As [`DecoderLayer::forward`].
+    fn observe_inputs(&self, x: &Matrix, observer: &mut dyn LinearObserver) -> Result<()> {
+        self.forward(x, 0, None, observer).map(|_| ())
+    }
 
     /// The linear layers with their kinds, in execution order.
     fn linears(&self) -> Vec<(LinearKind, &Linear)>;

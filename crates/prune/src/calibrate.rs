@@ -330,14 +330,10 @@ pub fn prune_layers(
                     continue;
                 };
                 let layer = &mut model.arch.layers_mut()[li];
+                let name = format!("model.layers.{li}.{}", layer.linear_name(kind));
                 let Some(lin) = layer.linear_mut(kind) else {
                     continue;
                 };
-                let prefix = match kind.role() {
-                    secateurs_model::arch::Role::Attention => "self_attn",
-                    secateurs_model::arch::Role::Mlp => "mlp",
-                };
-                let name = format!("model.layers.{li}.{prefix}.{}_proj", kind.name());
                 let (rows, cols) = (lin.out_features(), lin.in_features());
                 let original = lin.dense_weight().to_vec(); // (out, in)
                 let mut w = original.clone();

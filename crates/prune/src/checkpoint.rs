@@ -119,14 +119,10 @@ impl Checkpoint {
             let src = SafetensorsSource::open_file(&path)?;
             let layer = &mut model.arch.layers_mut()[li];
             for kind in LinearKind::ALL {
+                let name = format!("{}.weight", layer.linear_name(kind));
                 let Some(lin) = layer.linear_mut(kind) else {
                     continue;
                 };
-                let prefix = match kind.role() {
-                    secateurs_model::arch::Role::Attention => "self_attn",
-                    secateurs_model::arch::Role::Mlp => "mlp",
-                };
-                let name = format!("{prefix}.{}_proj.weight", kind.name());
                 if src.contains(&name) {
                     let t = src.load_checked(&name, &[lin.out_features(), lin.in_features()])?;
                     lin.set_dense_weight(t.data);

@@ -263,6 +263,14 @@ impl DecoderLayer for LlamaLayer {
         ]
     }
 
+    fn linear_name(&self, kind: LinearKind) -> String {
+        let prefix = match kind.role() {
+            Role::Attention => "self_attn",
+            Role::Mlp => "mlp",
+        };
+        format!("{prefix}.{}_proj", kind.name())
+    }
+
     fn tensors(&self) -> Vec<NamedTensor<'_>> {
         let h = self.cfg.hidden_size;
         let mut out = vec![
@@ -278,11 +286,7 @@ impl DecoderLayer for LlamaLayer {
             },
         ];
         for (kind, lin) in self.linears() {
-            let prefix = match kind.role() {
-                Role::Attention => "self_attn",
-                Role::Mlp => "mlp",
-            };
-            let name = format!("{prefix}.{}_proj", kind.name());
+            let name = self.linear_name(kind);
             out.push(NamedTensor {
                 name: format!("{name}.weight"),
                 shape: vec![lin.out_features(), lin.in_features()],

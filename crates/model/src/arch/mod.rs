@@ -142,6 +142,9 @@ pub trait DecoderLayer: Send + Sync {
     /// Mutable access to one linear layer.
     fn linear_mut(&mut self, kind: LinearKind) -> Option<&mut Linear>;
 
+    /// Hugging Face name of a linear module relative to the layer (`self_attn.q_proj`).
+    fn linear_name(&self, kind: LinearKind) -> String;
+
     /// Every tensor of the layer under its Hugging Face name relative to the layer
     /// (`self_attn.q_proj.weight`, `input_layernorm.weight`, ...), with its shape.
     fn tensors(&self) -> Vec<NamedTensor<'_>>;

@@ -270,6 +270,9 @@ pub fn run(a: Args) -> Result<()> {
     )?;
     pb.finish_and_clear();
     let prune_secs = t.elapsed().as_secs_f64();
+    for w in new.iter().flat_map(|o| &o.warnings) {
+        eprintln!("warning: {w}");
+    }
     let resumed_from = (start > 0).then_some(start);
     outcomes.retain(|o| o.layer < start);
     outcomes.extend(new);

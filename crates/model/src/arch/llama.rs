@@ -109,6 +109,9 @@ impl LlamaLayer {
         obs.observe(LinearKind::K, &h);
         let mut k = self.k.forward(&h); // (seq, kv_heads*hd)
         obs.observe(LinearKind::V, &h);
+        if inputs_only && obs.satisfied() {
+            return Ok(h);
+        }
         let v = self.v.forward(&h); // (seq, kv_heads*hd)
         self.rope.apply(&mut q.data, seq, nh, start);
         self.rope.apply(&mut k.data, seq, nkv, start);

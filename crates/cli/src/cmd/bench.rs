@@ -63,6 +63,40 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
 
 pub use crate::cmd::bench_prune::PruneBenchArgs;
 
+/// Runs a reference script that prints one JSON object on its last stdout line. A missing
+/// interpreter or a failing script is reported on stderr and gives `None`: the benchmark then
+/// shows secateurs' side alone.
+pub fn run_reference(python: &str, script: &std::path::Path, args: &[String]) -> Option<Value> {
+    match Command::new(python).arg(script).args(args).output() {
+        Ok(o) if o.status.success() => {
+            let stdout = String::from_utf8_lossy(&o.stdout);
+            let line = stdout.lines().last().unwrap_or("");
+            let parsed = serde_json::from_str(line);
+            if parsed.is_err() {
+                eprintln!(
+                    "reference skipped: {} printed no JSON: {line}",
+                    script.display()
+                );
+            }
+            parsed.ok()
+        }
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(3).collect();
+            eprintln!(
+                "reference skipped: {} failed: {}",
+                script.display(),
+                tail.join(" | ")
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("reference skipped: cannot run {python}: {e}");
+            None
+        }
+    }
+}
+
 fn bench_perplexity(a: PerplexityArgs) -> Result<()> {
     if a.windows == 0 {
         bail!("--windows must be at least 1");
@@ -109,49 +143,23 @@ fn bench_perplexity(a: PerplexityArgs) -> Result<()> {
             a.python
         );
     }
-    let output = Command::new(&a.python)
-        .arg(&script)
-        .args([
-            "--model",
-            &path.to_string_lossy(),
-            "--text",
-            &text_file.to_string_lossy(),
-        ])
-        .args([
-            "--seqlen",
-            &a.seqlen.to_string(),
-            "--windows",
-            &ours.windows.to_string(),
-        ])
-        .args(["--threads", &threads.to_string(), "--json"])
-        .output();
+    let args: Vec<String> = vec![
+        "--model".into(),
+        path.to_string_lossy().into(),
+        "--text".into(),
+        text_file.to_string_lossy().into(),
+        "--seqlen".into(),
+        a.seqlen.to_string(),
+        "--windows".into(),
+        ours.windows.to_string(),
+        "--threads".into(),
+        threads.to_string(),
+        "--json".into(),
+    ];
+    let reference = run_reference(&a.python, &script, &args);
     if a.text.is_none() {
         let _ = std::fs::remove_file(&text_file);
     }
-    let reference: Option<Value> = match output {
-        Ok(o) if o.status.success() => {
-            let stdout = String::from_utf8_lossy(&o.stdout);
-            let line = stdout.lines().last().unwrap_or("");
-            Some(
-                serde_json::from_str(line)
-                    .with_context(|| format!("reference printed no JSON: {line}"))?,
-            )
-        }
-        Ok(o) => {
-            let err = String::from_utf8_lossy(&o.stderr);
-            let tail: Vec<&str> = err.lines().rev().take(3).collect();
-            eprintln!(
-                "reference skipped: {} failed: {}",
-                script.display(),
-                tail.join(" | ")
-            );
-            None
-        }
-        Err(e) => {
-            eprintln!("reference skipped: cannot run {}: {e}", a.python);
-            None
-        }
-    };
     let ref_tps = reference
         .as_ref()
         .and_then(|r| r["tokens_per_second"].as_f64());

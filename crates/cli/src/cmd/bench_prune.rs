@@ -3,7 +3,6 @@
 //! compared with its compute floor (its FLOPs at this machine's measured matrix-product speed).
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -14,7 +13,7 @@ use secateurs_prune::methods::{Method, SparseGptOptions};
 use secateurs_prune::pattern::Pattern;
 use secateurs_prune::sampling::sample_windows;
 use secateurs_prune::scope::Scope;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::common;
 
@@ -134,45 +133,21 @@ pub fn run(a: PruneBenchArgs) -> Result<()> {
     if !a.json {
         eprintln!("running the PyTorch reference ({}) ...", a.python);
     }
-    let out = Command::new(&a.python)
-        .arg(&script)
-        .args([
-            "--model",
-            &path.to_string_lossy(),
-            "--calibration",
-            &windows_file.to_string_lossy(),
-        ])
-        .args([
-            "--method",
-            a.method.name(),
-            "--sparsity",
-            &a.sparsity.to_string(),
-        ])
-        .args([
-            "--threads",
-            &rayon::current_num_threads().to_string(),
-            "--json",
-        ])
-        .output();
+    let args: Vec<String> = vec![
+        "--model".into(),
+        path.to_string_lossy().into(),
+        "--calibration".into(),
+        windows_file.to_string_lossy().into(),
+        "--method".into(),
+        a.method.name().into(),
+        "--sparsity".into(),
+        a.sparsity.to_string(),
+        "--threads".into(),
+        rayon::current_num_threads().to_string(),
+        "--json".into(),
+    ];
+    let reference = crate::cmd::bench::run_reference(&a.python, &script, &args);
     let _ = std::fs::remove_file(&windows_file);
-    let reference: Option<Value> = match out {
-        Ok(o) if o.status.success() => {
-            let stdout = String::from_utf8_lossy(&o.stdout);
-            serde_json::from_str(stdout.lines().last().unwrap_or("")).ok()
-        }
-        Ok(o) => {
-            let err = String::from_utf8_lossy(&o.stderr);
-            eprintln!(
-                "reference skipped: {}",
-                err.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
-            );
-            None
-        }
-        Err(e) => {
-            eprintln!("reference skipped: cannot run {}: {e}", a.python);
-            None
-        }
-    };
 
     // Compute floors (FLOPs / measured GFLOP/s).
     let tokens = (a.nsamples * a.seqlen) as f64;

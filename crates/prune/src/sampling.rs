@@ -61,18 +61,17 @@ pub fn sample_windows(tokens: &[u32], n: usize, seqlen: usize, seed: u64) -> Res
         .collect())
 }
 
+/// FNV-1a, 64 bits (Fowler, Noll & Vo): a small non-cryptographic hash for fingerprints.
+pub fn fnv1a64(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3)
+    })
+}
+
 /// FNV-1a 64-bit hash of the calibration token ids (little-endian bytes), recorded in the
 /// pruning report so that two runs can be checked to have used the same calibration data.
 pub fn tokens_hash(samples: &[Vec<u32>]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for s in samples {
-        for t in s {
-            for b in t.to_le_bytes() {
-                h ^= b as u64;
-                h = h.wrapping_mul(0x0000_0100_0000_01B3);
-            }
-        }
-    }
+    let h = fnv1a64(samples.iter().flatten().flat_map(|t| t.to_le_bytes()));
     format!("fnv1a64:{h:016x}")
 }
 

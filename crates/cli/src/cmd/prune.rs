@@ -17,7 +17,7 @@ use secateurs_prune::checkpoint::Checkpoint;
 use secateurs_prune::methods::{Method, SparseGptOptions};
 use secateurs_prune::pattern::Pattern;
 use secateurs_prune::report::{peak_rss_bytes, CalibrationInfo, PruneReport, Totals};
-use secateurs_prune::sampling::{sample_windows, tokens_hash};
+use secateurs_prune::sampling::{fnv1a64, sample_windows, tokens_hash};
 use secateurs_prune::scope::{RoleFilter, Scope};
 use serde_json::json;
 
@@ -103,15 +103,6 @@ pub struct Args {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
-}
-
-fn fnv(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    format!("{h:016x}")
 }
 
 fn eval_ppl(model: &CausalLm, tokens: &[u32], quiet: bool, label: &str) -> Result<f64> {
@@ -221,12 +212,18 @@ pub fn run(a: Args) -> Result<()> {
     };
 
     // Checkpointed calibration loop.
-    let fingerprint = fnv(&format!(
-        "{}|{}|{}",
-        path.display(),
-        serde_json::to_string(&settings)?,
-        serde_json::to_string(&calibration)?
-    ));
+    let fingerprint = format!(
+        "{:016x}",
+        fnv1a64(
+            format!(
+                "{}|{}|{}",
+                path.display(),
+                serde_json::to_string(&settings)?,
+                serde_json::to_string(&calibration)?
+            )
+            .into_bytes()
+        )
+    );
     let partial = partial_dir(&out);
     let mut checkpoint = Checkpoint::new(partial, fingerprint);
     let t = Instant::now();

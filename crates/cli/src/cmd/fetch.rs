@@ -1,5 +1,7 @@
 //! `secateurs fetch`: download, verify and extract the default model and data sets.
 
+use std::io::IsTerminal;
+
 use anyhow::Result;
 use clap::Args as ClapArgs;
 use indicatif::ProgressBar;
@@ -52,18 +54,23 @@ pub fn run(a: Args) -> Result<()> {
         ProgressBar::new_spinner()
     };
     spinner.enable_steady_tick(std::time::Duration::from_millis(150));
+    // Progress lines: above the spinner on a terminal, plain stderr lines otherwise.
+    let say = |m: String| {
+        if a.json {
+        } else if std::io::stderr().is_terminal() {
+            spinner.println(m);
+        } else {
+            eprintln!("{m}");
+        }
+    };
     let report = fetch_all_with(&cache, &opts, &mut |ev| match ev {
         FetchEvent::Started { what } => spinner.set_message(format!("fetching {what} ...")),
-        FetchEvent::Skipped { what } => {
-            spinner.println(format!("{what}: already in the cache, verified"))
-        }
-        FetchEvent::Verified { what, sha256 } => {
-            spinner.println(format!("{what}: sha256 {sha256} ok"))
-        }
+        FetchEvent::Skipped { what } => say(format!("{what}: already in the cache, verified")),
+        FetchEvent::Verified { what, sha256 } => say(format!("{what}: sha256 {sha256} ok")),
         FetchEvent::Extracted { path, bytes } => {
             spinner.set_message(format!("extracted {} ({bytes} bytes)", path.display()))
         }
-        FetchEvent::Done { what } => spinner.println(format!("{what}: done")),
+        FetchEvent::Done { what } => say(format!("{what}: done")),
     })?;
     spinner.set_message("writing text sets ...");
     let texts = write_text_sets(&cache)?;

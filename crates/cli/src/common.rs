@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use secateurs_data::Cache;
+use secateurs_eval::{perplexity, PerplexityOptions, PerplexityReport};
 use secateurs_model::model::{CausalLm, ModelFiles};
 
 /// Sizes the global thread pool.
@@ -83,6 +84,23 @@ pub fn load_model(path: &Path, quiet: bool) -> Result<(ModelFiles, CausalLm)> {
     let model = files.load(&mut |i| pb.set_position(i as u64 + 1))?;
     pb.finish_and_clear();
     Ok((files, model))
+}
+
+/// Perplexity with a progress bar labelled `label` (hidden when `quiet`).
+pub fn perplexity_with_bar(
+    model: &CausalLm,
+    tokens: &[u32],
+    opts: PerplexityOptions,
+    label: &str,
+    quiet: bool,
+) -> Result<PerplexityReport> {
+    let pb = bar(0, label, quiet);
+    let report = perplexity(model, tokens, opts, &mut |done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+    })?;
+    pb.finish_and_clear();
+    Ok(report)
 }
 
 /// Reads a text file, or the default evaluation text from the cache.

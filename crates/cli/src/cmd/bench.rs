@@ -112,17 +112,16 @@ fn bench_perplexity(a: PerplexityArgs) -> Result<()> {
         max_windows: Some(1),
     };
     perplexity(&model, &tokens, warm, &mut |_, _| {})?;
-    let pb = common::bar(a.windows as u64, "secateurs", a.json);
-    let ours = perplexity(
+    let ours = common::perplexity_with_bar(
         &model,
         &tokens,
         PerplexityOptions {
             seqlen: a.seqlen,
             max_windows: Some(a.windows),
         },
-        &mut |d, _| pb.set_position(d as u64),
+        "secateurs",
+        a.json,
     )?;
-    pb.finish_and_clear();
 
     // The reference reads the very same text from a file.
     let text_file = match &a.text {

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
-use secateurs_eval::{perplexity, PerplexityOptions};
+use secateurs_eval::PerplexityOptions;
 
 use crate::common;
 
@@ -39,18 +39,16 @@ pub fn run(a: Args) -> Result<()> {
     let (text, label) = common::eval_text(None)?;
     let tokens = tok.encode(&text)?;
     let max_windows = (a.windows > 0).then_some(a.windows);
-    let total = max_windows.unwrap_or(usize::MAX).min(tokens.len() / 512);
-    let pb = common::bar(total as u64, "perplexity", false);
-    let r = perplexity(
+    let r = common::perplexity_with_bar(
         &model,
         &tokens,
         PerplexityOptions {
             seqlen: 512,
             max_windows,
         },
-        &mut |d, _| pb.set_position(d as u64),
+        "perplexity",
+        false,
     )?;
-    pb.finish_and_clear();
     println!(
         "== 3. perplexity {:.3} on {} x 512 tokens of {label} ({:.0} tokens/s)",
         r.perplexity, r.windows, r.tokens_per_second

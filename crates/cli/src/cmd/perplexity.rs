@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
-use secateurs_eval::{perplexity, PerplexityOptions};
+use secateurs_eval::PerplexityOptions;
 use serde_json::json;
 
 use crate::common;
@@ -44,21 +44,16 @@ pub fn run(a: Args) -> Result<()> {
     let (text, text_label) = common::eval_text(a.text.as_deref())?;
     let (files, model) = common::load_model(&path, a.json)?;
     let tokens = files.tokenizer()?.encode(&text)?;
-    let windows = a
-        .max_windows
-        .unwrap_or(usize::MAX)
-        .min(tokens.len() / a.seqlen.max(1));
-    let pb = common::bar(windows as u64, "perplexity", a.json);
-    let report = perplexity(
+    let report = common::perplexity_with_bar(
         &model,
         &tokens,
         PerplexityOptions {
             seqlen: a.seqlen,
             max_windows: a.max_windows,
         },
-        &mut |done, _| pb.set_position(done as u64),
+        "perplexity",
+        a.json,
     )?;
-    pb.finish_and_clear();
     if a.json {
         println!(
             "{}",

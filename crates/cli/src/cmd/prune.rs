@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
-use secateurs_eval::{perplexity, PerplexityOptions};
+use secateurs_eval::PerplexityOptions;
 use secateurs_model::export::save_hf_dir;
 use secateurs_model::model::CausalLm;
 use secateurs_prune::calibrate::{
@@ -106,17 +106,16 @@ pub struct Args {
 }
 
 fn eval_ppl(model: &CausalLm, tokens: &[u32], quiet: bool, label: &str) -> Result<f64> {
-    let pb = common::bar(16, label, quiet);
-    let r = perplexity(
+    let r = common::perplexity_with_bar(
         model,
         tokens,
         PerplexityOptions {
             seqlen: 512,
             max_windows: Some(16),
         },
-        &mut |d, _| pb.set_position(d as u64),
+        label,
+        quiet,
     )?;
-    pb.finish_and_clear();
     Ok(r.perplexity)
 }
 

@@ -104,14 +104,15 @@ impl LlamaLayer {
         let (nh, nkv) = (self.cfg.num_heads, self.cfg.num_kv_heads);
         // Attention block.
         let h = rms_norm(x, &self.input_norm, self.cfg.rms_norm_eps); // (seq, hidden)
+                                                                      // q, k and v read the same input.
         obs.observe(LinearKind::Q, &h);
-        let mut q = self.q.forward(&h); // (seq, heads*hd)
         obs.observe(LinearKind::K, &h);
-        let mut k = self.k.forward(&h); // (seq, kv_heads*hd)
         obs.observe(LinearKind::V, &h);
         if inputs_only && obs.satisfied() {
             return Ok(h);
         }
+        let mut q = self.q.forward(&h); // (seq, heads*hd)
+        let mut k = self.k.forward(&h); // (seq, kv_heads*hd)
         let v = self.v.forward(&h); // (seq, kv_heads*hd)
         self.rope.apply(&mut q.data, seq, nh, start);
         self.rope.apply(&mut k.data, seq, nkv, start);

@@ -120,3 +120,53 @@ pub fn eval_text(path: Option<&Path>) -> Result<(String, String)> {
         }
     }
 }
+
+/// How the linear layers are stored in memory once loaded (`--format`, `--dtype`), shared by
+/// every command that runs a model.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct StorageArgs {
+    /// Re-store the linear layers: auto (per matrix, the format with the fewest bytes for its
+    /// sparsity pattern), dense, csr, bitmask, nm or coo. Default: as loaded.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Value type of the re-stored weights (f32, f16 or bf16; the head follows it too).
+    #[arg(long, value_name = "DTYPE")]
+    pub dtype: Option<secateurs_sparse::ValueDtype>,
+}
+
+impl StorageArgs {
+    /// The requested format: `None` = leave as loaded, `Some(None)` = automatic choice.
+    ///
+    /// # Errors
+    /// An unknown format name.
+    pub fn format(&self) -> Result<Option<Option<secateurs_sparse::Format>>> {
+        match self.format.as_deref() {
+            None => Ok(None),
+            Some("auto") => Ok(Some(None)),
+            Some(s) => Ok(Some(Some(
+                s.parse::<secateurs_sparse::Format>()
+                    .map_err(anyhow::Error::msg)?,
+            ))),
+        }
+    }
+
+    /// Applies the request to a loaded model; returns a one-line summary, or `None` when nothing
+    /// was asked.
+    ///
+    /// # Errors
+    /// An unknown format, or a matrix that does not fit it.
+    pub fn apply(&self, model: &mut CausalLm) -> Result<Option<String>> {
+        let format = self.format()?;
+        if format.is_none() && self.dtype.is_none() {
+            return Ok(None);
+        }
+        let dtype = self.dtype.unwrap_or(secateurs_sparse::ValueDtype::F32);
+        let (before, after) = model.repack(format.unwrap_or(None), dtype)?;
+        Ok(Some(format!(
+            "weights re-stored as {} {dtype}: {:.1} MB -> {:.1} MB read per token",
+            self.format.as_deref().unwrap_or("auto"),
+            before as f64 / 1e6,
+            after as f64 / 1e6
+        )))
+    }
+}

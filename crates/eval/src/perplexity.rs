@@ -81,11 +81,17 @@ impl Lse {
 /// tile by tile over the vocabulary (tiles in parallel), never as a whole `(rows, vocab)` matrix.
 fn next_token_nll(head: &Linear, hidden: &Matrix, targets: &[u32]) -> Vec<f64> {
     let vocab = head.out_features();
-    let tiles: Vec<usize> = (0..vocab).step_by(VOCAB_TILE).collect();
+    // Only dense f32 storage can hand out a tile of rows cheaply; other storage runs whole.
+    let tile = if head.is_dense_f32() {
+        VOCAB_TILE
+    } else {
+        vocab
+    };
+    let tiles: Vec<usize> = (0..vocab).step_by(tile).collect();
     let partial: Vec<(Vec<Lse>, Vec<Option<f64>>)> = tiles
         .par_iter()
         .map(|&v0| {
-            let v1 = (v0 + VOCAB_TILE).min(vocab);
+            let v1 = (v0 + tile).min(vocab);
             let logits = head.forward_outputs(hidden, v0..v1, 1); // (rows, tile)
             let lse = (0..hidden.rows).map(|r| Lse::of(logits.row(r))).collect();
             let hit = targets

@@ -227,7 +227,11 @@ impl GgufSource {
 ///
 /// Returns `None` when the rows do not split into heads of even width.
 pub fn unpermute_rows(data: &[f32], rows: usize, cols: usize, heads: usize) -> Option<Vec<f32>> {
-    if heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0 || data.len() != rows * cols {
+    if heads == 0
+        || !rows.is_multiple_of(heads)
+        || !(rows / heads).is_multiple_of(2)
+        || data.len() != rows * cols
+    {
         return None;
     }
     let hd = rows / heads;

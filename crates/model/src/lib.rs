@@ -5,8 +5,10 @@
 //! - [`arch::Architecture`] / [`arch::DecoderLayer`] expose the model as embed → decoder layers →
 //!   final norm → head, so a layer can run alone and its linear inputs can be observed.
 //! - [`linear::Linear`] hides how a weight is stored.
+//! - [`compressed`] reads and writes the sparse compressed checkpoint (`secateurs compress`).
 
 pub mod arch;
+pub mod compressed;
 pub mod config;
 pub mod error;
 pub mod export;

@@ -1,9 +1,13 @@
 //! One linear layer whatever its storage (`y = x Wᵀ + b`). Model code only calls
-//! [`Linear::forward`]; how the weight is stored stays behind this type (today dense f32; sparse
-//! formats from the sparse crate join as further variants without touching the architectures).
+//! [`Linear::forward`]; how the weight is stored (dense f32, or any format and value type of the
+//! sparse crate: CSR, bitmask, N:M, dense bf16, ...) stays behind this type, like candle's
+//! `QMatMul`. One row of input (decode) takes the GEMV kernels; more rows take GEMM / SpMM.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
+
+use secateurs_sparse::{kernels, Format, FormatError, PackedMatrix, ValueDtype};
 
 use crate::ops::{gemm_into, threads, Matrix, View};
 
@@ -12,6 +16,8 @@ use crate::ops::{gemm_into, threads, Matrix, View};
 pub enum LinearWeight {
     /// Dense row-major `(out_features, in_features)` f32, shareable (tied embeddings).
     Dense(Arc<Vec<f32>>),
+    /// Any format of the sparse crate (including dense f16/bf16), shareable.
+    Packed(Arc<PackedMatrix>),
 }
 
 /// A linear layer: weight `(out_features, in_features)` and optional bias `(out_features)`.
@@ -70,10 +76,68 @@ impl Linear {
         &self.weight
     }
 
-    /// The weight as a dense row-major `(out, in)` buffer.
-    pub fn dense_weight(&self) -> &[f32] {
+    /// A layer over a packed matrix `(out_features, in_features)`.
+    ///
+    /// # Panics
+    /// If the bias length disagrees with the matrix's rows.
+    pub fn packed(weight: Arc<PackedMatrix>, bias: Option<Vec<f32>>) -> Self {
+        let (out_features, in_features) = weight.shape();
+        if let Some(b) = &bias {
+            assert_eq!(b.len(), out_features, "bias does not match out_features");
+        }
+        Linear {
+            weight: LinearWeight::Packed(weight),
+            bias,
+            in_features,
+            out_features,
+        }
+    }
+
+    /// The weight as a dense row-major `(out, in)` f32 buffer (borrowed when stored dense f32,
+    /// decoded otherwise).
+    pub fn dense_weight(&self) -> Cow<'_, [f32]> {
         match &self.weight {
-            LinearWeight::Dense(w) => w,
+            LinearWeight::Dense(w) => Cow::Borrowed(w.as_slice()),
+            LinearWeight::Packed(p) => Cow::Owned(p.to_dense()),
+        }
+    }
+
+    /// Re-stores the weight in `format` (`None`: the cheapest for its sparsity pattern) with
+    /// values of `dtype`. `Some(Format::Dense)` with f32 gives back plain dense storage.
+    ///
+    /// # Errors
+    /// A matrix that does not fit the format (no N:M pattern for `Format::Nm`).
+    pub fn repack(&mut self, format: Option<Format>, dtype: ValueDtype) -> Result<(), FormatError> {
+        let w = self.dense_weight();
+        let packed = PackedMatrix::encode(&w, self.out_features, self.in_features, format, dtype)?;
+        drop(w);
+        self.weight = match packed {
+            PackedMatrix::Dense(_) if dtype == ValueDtype::F32 => {
+                LinearWeight::Dense(Arc::new(packed.to_dense()))
+            }
+            p => LinearWeight::Packed(Arc::new(p)),
+        };
+        Ok(())
+    }
+
+    /// Whether the weight is stored dense in f32 (a tile of its rows costs nothing to take).
+    pub fn is_dense_f32(&self) -> bool {
+        matches!(self.weight, LinearWeight::Dense(_))
+    }
+
+    /// A short description of the storage (`dense/f32`, `bitmask/bf16`, `nm 2:4/f32`, ...).
+    pub fn storage(&self) -> String {
+        match &self.weight {
+            LinearWeight::Dense(_) => "dense/f32".into(),
+            LinearWeight::Packed(p) => p.describe(),
+        }
+    }
+
+    /// Bytes one product reads for the weight (values, indices and masks; not the bias).
+    pub fn weight_bytes(&self) -> usize {
+        match &self.weight {
+            LinearWeight::Dense(w) => w.len() * 4,
+            LinearWeight::Packed(p) => p.nbytes(),
         }
     }
 
@@ -107,7 +171,35 @@ impl Linear {
                 out.data[r * n..(r + 1) * n].copy_from_slice(&b[outputs.clone()]);
             }
         }
+        let whole = outputs.start == 0 && outputs.end == self.out_features;
         match &self.weight {
+            LinearWeight::Dense(w) if x.rows == 1 => {
+                // Decode: one GEMV over rows `outputs` of the (out, in) weight.
+                let w = &w[outputs.start * self.in_features..outputs.end * self.in_features];
+                kernels::gemv_f32(w, n, self.in_features, &x.data, &mut out.data);
+            }
+            LinearWeight::Packed(p) if whole => {
+                if x.rows == 1 {
+                    p.gemv(&x.data, &mut out.data);
+                } else {
+                    p.matmul(&x.data, x.rows, &mut out.data);
+                }
+            }
+            LinearWeight::Packed(p) => {
+                // A tile of a packed matrix: decode just those rows (rare; the vocabulary head
+                // tiles only when stored dense).
+                let all = p.to_dense();
+                let w = &all[outputs.start * self.in_features..outputs.end * self.in_features];
+                let wt = View::row_major(w, n, self.in_features).t();
+                gemm_into(
+                    &mut out.data,
+                    n,
+                    View::row_major(&x.data, x.rows, x.cols),
+                    wt,
+                    self.bias.is_some(),
+                    threads,
+                );
+            }
             LinearWeight::Dense(w) => {
                 // (rows, in) · (in, n): the transpose of rows `outputs` of the (out, in) weight.
                 let w = &w[outputs.start * self.in_features..outputs.end * self.in_features];
@@ -125,8 +217,12 @@ impl Linear {
         out
     }
 
-    /// Number of stored weight values (non-zeros for sparse storage later).
+    /// Number of stored weight values (stored entries for sparse formats) plus the bias.
     pub fn num_params(&self) -> usize {
-        self.out_features * self.in_features + self.bias.as_ref().map_or(0, Vec::len)
+        let w = match &self.weight {
+            LinearWeight::Dense(_) => self.out_features * self.in_features,
+            LinearWeight::Packed(p) => p.stored(),
+        };
+        w + self.bias.as_ref().map_or(0, Vec::len)
     }
 }

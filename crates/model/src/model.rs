@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::arch::llama::LlamaModel;
-use crate::arch::{Architecture, LayerKvCache, NoObserver};
+use crate::arch::{Architecture, LayerKvCache, LinearKind, NoObserver};
 use crate::config::{ArchKind, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::gguf_source::GgufSource;
@@ -21,6 +21,8 @@ pub enum ModelFormat {
     HfDir,
     /// A single GGUF file (llama.cpp).
     Gguf,
+    /// A compressed sparse checkpoint directory (`secateurs compress`, docs/compressed.md).
+    Compressed,
 }
 
 /// A model's config, weights and (if found) tokenizer, opened but not yet loaded into memory.
@@ -38,8 +40,8 @@ pub struct ModelFiles {
 }
 
 impl ModelFiles {
-    /// Opens a model: a directory with `config.json`, or a `.gguf` file. Tensors are
-    /// memory-mapped, not read.
+    /// Opens a model: a directory with `config.json` (Hugging Face or compressed checkpoint), or
+    /// a `.gguf` file. Tensors are memory-mapped, not read.
     ///
     /// # Errors
     /// A path that is none of these, an invalid config or unsupported architecture, or a
@@ -55,13 +57,26 @@ impl ModelFiles {
                 });
             }
             let config = ModelConfig::from_file(&cfg_path)?;
-            let weights = SafetensorsSource::open_dir(path)?;
             let tokenizer = Tokenizer::from_dir(path);
+            // A compressed checkpoint (`secateurs compress`) is a safetensors file too, marked in
+            // its `__metadata__`; its linear weights load in their stored sparse format.
+            let (format, weights): (ModelFormat, Box<dyn WeightSource>) =
+                if crate::compressed::is_compressed_dir(path) {
+                    (
+                        ModelFormat::Compressed,
+                        Box::new(crate::compressed::CompressedSource::open_dir(path)?),
+                    )
+                } else {
+                    (
+                        ModelFormat::HfDir,
+                        Box::new(SafetensorsSource::open_dir(path)?),
+                    )
+                };
             return Ok(ModelFiles {
                 path: path.to_path_buf(),
-                format: ModelFormat::HfDir,
+                format,
                 config,
-                weights: Box::new(weights),
+                weights,
                 tokenizer,
             });
         }
@@ -178,6 +193,48 @@ impl CausalLm {
         Ok(self.arch.head().forward(&h))
     }
 
+    /// Re-stores every decoder linear layer in `format` (`None`: per matrix, the format with the
+    /// fewest bytes for its sparsity pattern) with values of `dtype`; the head is re-stored
+    /// dense in `dtype` (it is never sparse). Returns the bytes a decode step reads for weights
+    /// before and after.
+    ///
+    /// # Errors
+    /// A matrix that does not fit the requested format, naming it.
+    pub fn repack(
+        &mut self,
+        format: Option<secateurs_sparse::Format>,
+        dtype: secateurs_sparse::ValueDtype,
+    ) -> Result<(usize, usize)> {
+        let before = self.weight_bytes();
+        for (i, layer) in self.arch.layers_mut().iter_mut().enumerate() {
+            for kind in LinearKind::ALL {
+                let name = format!("model.layers.{i}.{}.weight", layer.linear_name(kind));
+                if let Some(lin) = layer.linear_mut(kind) {
+                    lin.repack(format, dtype)
+                        .map_err(|e| ModelError::Input(format!("{name}: {e}")))?;
+                }
+            }
+        }
+        self.arch
+            .head_mut()
+            .repack(Some(secateurs_sparse::Format::Dense), dtype)
+            .map_err(|e| ModelError::Input(format!("lm_head.weight: {e}")))?;
+        Ok((before, self.weight_bytes()))
+    }
+
+    /// Bytes of weights one decode step reads: every linear layer (stored entries, indices and
+    /// masks) plus the head; the embedding contributes one row and is not counted.
+    pub fn weight_bytes(&self) -> usize {
+        let layers: usize = self
+            .arch
+            .layers()
+            .iter()
+            .flat_map(|l| l.linears())
+            .map(|(_, lin)| lin.weight_bytes())
+            .sum();
+        layers + self.arch.head().weight_bytes()
+    }
+
     /// A fresh, empty KV cache for every layer.
     pub fn new_cache(&self) -> Vec<LayerKvCache> {
         vec![LayerKvCache::default(); self.arch.layers().len()]
@@ -202,7 +259,13 @@ impl CausalLm {
         let mut pos = 0;
         let mut input: Vec<u32> = prompt.to_vec();
         for _ in 0..max_new {
-            let h = self.forward_hidden(&input, pos, Some(&mut cache))?;
+            // One-token steps run on a pool worker, so that each of the ~200 small GEMVs of a
+            // step forks from inside the pool instead of injecting a job from outside it.
+            let h = if input.len() == 1 {
+                rayon::scope(|_| self.forward_hidden(&input, pos, Some(&mut cache)))?
+            } else {
+                self.forward_hidden(&input, pos, Some(&mut cache))?
+            };
             pos += input.len();
             let last = h.slice_rows(h.rows - 1, h.rows); // (1, hidden)
             let logits = self.arch.head().forward(&last); // (1, vocab)

@@ -198,8 +198,50 @@ impl SafetensorsSource {
 
 type HeaderEntry = (StDtype, Vec<usize>, usize, usize);
 
-/// Parses and validates a safetensors header against the file length.
-fn parse_header(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, HeaderEntry>> {
+/// Bytes per element of a safetensors dtype name, for every type the format defines.
+pub fn dtype_size(name: &str) -> Option<usize> {
+    Some(match name {
+        "BOOL" | "U8" | "I8" | "F8_E4M3" | "F8_E5M2" => 1,
+        "U16" | "I16" | "F16" | "BF16" => 2,
+        "U32" | "I32" | "F32" => 4,
+        "U64" | "I64" | "F64" => 8,
+        _ => return None,
+    })
+}
+
+/// One tensor of a safetensors header, of any dtype, validated against the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEntry {
+    /// Dtype name as written (`F32`, `U8`, ...), one that [`dtype_size`] knows.
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Absolute byte range in the file; its length is `numel * dtype_size`.
+    pub begin: usize,
+    /// End of the range (exclusive).
+    pub end: usize,
+}
+
+/// A parsed and validated safetensors header.
+#[derive(Debug, Clone, Default)]
+pub struct RawHeader {
+    /// The string-valued entries of `__metadata__` (entries of another type are skipped).
+    pub metadata: BTreeMap<String, String>,
+    /// Every tensor by name.
+    pub tensors: BTreeMap<String, RawEntry>,
+    /// The header JSON exactly as stored (trailing padding included).
+    pub text: String,
+    /// Offset of the first data byte (`8 + header length`).
+    pub data_start: usize,
+}
+
+/// Parses and validates a safetensors header of any dtypes against the file `bytes`: the header
+/// length, UTF-8 and JSON, every dtype, shape and data range (inside the file, sized exactly for
+/// the shape). Ranges are not required to be contiguous.
+///
+/// # Errors
+/// [`ModelError::Safetensors`] naming `path` and the field at fault.
+pub fn parse_raw_header(path: &Path, bytes: &[u8]) -> Result<RawHeader> {
     let bad = |field: &str, reason: String| ModelError::Safetensors {
         path: path.to_path_buf(),
         field: field.to_string(),
@@ -231,25 +273,40 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, HeaderEntr
         .as_object()
         .ok_or_else(|| bad("header", "not a JSON object".into()))?;
     let data_len = file_len - data_start as u64;
-    let mut out = BTreeMap::new();
+    let mut out = RawHeader {
+        text: header.to_string(),
+        data_start,
+        ..RawHeader::default()
+    };
     for (name, info) in obj {
         if name == "__metadata__" {
+            if let Some(m) = info.as_object() {
+                for (k, v) in m {
+                    if let Some(s) = v.as_str() {
+                        out.metadata.insert(k.clone(), s.to_string());
+                    }
+                }
+            }
             continue;
         }
-        let dtype_s = info
+        let dtype = info
             .get("dtype")
             .and_then(Value::as_str)
             .unwrap_or("<missing>");
-        let dtype = StDtype::parse(dtype_s).ok_or_else(|| {
+        let size = dtype_size(dtype).ok_or_else(|| {
             bad(
                 &format!("{name}.dtype"),
-                format!("dtype '{dtype_s}' is not supported (F32, F16, BF16)"),
+                format!("dtype '{dtype}' is not a safetensors dtype"),
             )
         })?;
         let shape: Vec<usize> = info
             .get("shape")
             .and_then(Value::as_array)
-            .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect())
+            .and_then(|a| {
+                a.iter()
+                    .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+                    .collect()
+            })
             .ok_or_else(|| {
                 bad(
                     &format!("{name}.shape"),
@@ -280,27 +337,41 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, HeaderEntr
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
             .ok_or_else(|| bad(&format!("{name}.shape"), "size overflows".into()))?;
-        let expected = numel.checked_mul(dtype.size() as u64);
+        let expected = numel.checked_mul(size as u64);
         if expected != Some(e - b) {
             return Err(bad(
                 &format!("{name}.data_offsets"),
                 format!(
-                    "range holds {} bytes but shape {shape:?} of {} needs {}",
+                    "range holds {} bytes but shape {shape:?} of {dtype} needs {}",
                     e - b,
-                    dtype.name(),
                     expected.map_or("too many".to_string(), |x| x.to_string())
                 ),
             ));
         }
-        out.insert(
+        out.tensors.insert(
             name.clone(),
-            (
-                dtype,
+            RawEntry {
+                dtype: dtype.to_string(),
                 shape,
-                data_start + b as usize,
-                data_start + e as usize,
-            ),
+                begin: data_start + b as usize,
+                end: data_start + e as usize,
+            },
         );
+    }
+    Ok(out)
+}
+
+/// Parses and validates a safetensors header whose tensors are all f32, f16 or bf16.
+fn parse_header(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, HeaderEntry>> {
+    let raw = parse_raw_header(path, bytes)?;
+    let mut out = BTreeMap::new();
+    for (name, e) in raw.tensors {
+        let dtype = StDtype::parse(&e.dtype).ok_or_else(|| ModelError::Safetensors {
+            path: path.to_path_buf(),
+            field: format!("{name}.dtype"),
+            reason: format!("dtype '{}' is not supported (F32, F16, BF16)", e.dtype),
+        })?;
+        out.insert(name, (dtype, e.shape, e.begin, e.end));
     }
     Ok(out)
 }

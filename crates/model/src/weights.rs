@@ -40,6 +40,16 @@ pub trait WeightSource: Send + Sync {
     /// A missing tensor, or a tensor whose data cannot be read or converted.
     fn load(&self, name: &str) -> Result<TensorF32>;
 
+    /// A linear layer's weight in the sparse format it is stored in, or `None` when the source
+    /// stores it dense (the caller then uses [`WeightSource::load_checked`]). Compressed
+    /// checkpoints override this so pruned weights load without ever being densified.
+    ///
+    /// # Errors
+    /// A stored matrix whose parts are inconsistent (naming the tensor).
+    fn load_packed(&self, _name: &str) -> Result<Option<secateurs_sparse::PackedMatrix>> {
+        Ok(None)
+    }
+
     /// Loads a tensor and checks its shape and that every value is finite.
     ///
     /// # Errors

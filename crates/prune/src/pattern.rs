@@ -93,7 +93,7 @@ impl Pattern {
     /// [`PruneError::PatternDoesNotDivide`] when M does not divide `cols`.
     pub fn check_cols(&self, tensor: &str, cols: usize) -> Result<(), PruneError> {
         match *self {
-            Pattern::NOfM { m, .. } if m == 0 || cols % m != 0 => {
+            Pattern::NOfM { m, .. } if m == 0 || !cols.is_multiple_of(m) => {
                 Err(PruneError::PatternDoesNotDivide {
                     tensor: tensor.to_string(),
                     m,

@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 
 use crate::common;
 
+// Declared here (not in cmd/mod.rs) so this benchmark touches only the bench files.
+
 /// Benchmarks.
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -17,6 +19,10 @@ pub enum BenchCommand {
     Perplexity(PerplexityArgs),
     /// Pruning wall time of secateurs vs the PyTorch reference (scripts/torch_prune.py).
     Prune(PruneBenchArgs),
+    /// Greedy decode tokens/s, dense vs sparse storage, against memory bandwidth and PyTorch.
+    Decode(crate::cmd::bench_decode::DecodeBenchArgs),
+    /// Sparse vs dense kernels (seed 003's experiment) side by side with scipy.sparse / numpy.
+    Kernels(crate::cmd::bench_kernels::KernelsBenchArgs),
 }
 
 /// Arguments of `secateurs bench perplexity`.
@@ -58,6 +64,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Perplexity(a) => bench_perplexity(a),
         BenchCommand::Prune(a) => crate::cmd::bench_prune::run(a),
+        BenchCommand::Decode(a) => crate::cmd::bench_decode::run(a),
+        BenchCommand::Kernels(a) => crate::cmd::bench_kernels::run(a),
     }
 }
 

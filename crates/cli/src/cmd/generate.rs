@@ -28,6 +28,8 @@ pub struct Args {
     /// Tokens to generate at most.
     #[arg(long, default_value_t = 32)]
     max_new_tokens: usize,
+    #[command(flatten)]
+    storage: common::StorageArgs,
     /// Print JSON on stdout instead of streaming text.
     #[arg(long)]
     json: bool,
@@ -36,7 +38,12 @@ pub struct Args {
 /// Runs the command.
 pub fn run(a: Args) -> Result<()> {
     let path = common::resolve_model(a.model.as_deref())?;
-    let (files, model) = common::load_model(&path, a.json)?;
+    let (files, mut model) = common::load_model(&path, a.json)?;
+    if let Some(msg) = a.storage.apply(&mut model)? {
+        if !a.json {
+            eprintln!("{msg}");
+        }
+    }
     let tok = files.tokenizer()?;
     let text = if a.chat {
         tok.apply_chat_template(&a.prompt)?

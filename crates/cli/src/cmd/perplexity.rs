@@ -33,6 +33,8 @@ pub struct Args {
     /// Evaluate only the first N windows.
     #[arg(long, value_name = "N")]
     max_windows: Option<usize>,
+    #[command(flatten)]
+    storage: common::StorageArgs,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -42,7 +44,12 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let path = common::resolve_model(a.model.as_deref())?;
     let (text, text_label) = common::eval_text(a.text.as_deref())?;
-    let (files, model) = common::load_model(&path, a.json)?;
+    let (files, mut model) = common::load_model(&path, a.json)?;
+    if let Some(msg) = a.storage.apply(&mut model)? {
+        if !a.json {
+            eprintln!("{msg}");
+        }
+    }
     let tokens = files.tokenizer()?.encode(&text)?;
     let report = common::perplexity_with_bar(
         &model,

@@ -27,7 +27,7 @@ pub struct Args {
 
 /// Whether every group of `m` consecutive weights of each row holds at least `n` zeros.
 fn satisfies(w: &[f32], cols: usize, n: usize, m: usize) -> bool {
-    cols % m == 0
+    cols.is_multiple_of(m)
         && w.chunks(m)
             .all(|g| g.iter().filter(|v| **v == 0.0).count() >= n)
 }

@@ -2,6 +2,7 @@
 //! grouped-query attention (Ainslie et al. 2023) and a SwiGLU MLP, with optional q/k/v/o and MLP
 //! biases (Qwen2 puts a bias on q/k/v). Numerics follow transformers' `modeling_llama.py` in f32.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -36,13 +37,27 @@ pub struct LlamaLayer {
 }
 
 fn load_linear(src: &dyn WeightSource, name: &str, out: usize, inp: usize) -> Result<Linear> {
-    let w = src.load_checked(&format!("{name}.weight"), &[out, inp])?;
+    let weight_name = format!("{name}.weight");
     let bias_name = format!("{name}.bias");
     let bias = if src.contains(&bias_name) {
         Some(src.load_checked(&bias_name, &[out])?.data)
     } else {
         None
     };
+    if let Some(p) = src.load_packed(&weight_name)? {
+        if p.shape() != (out, inp) {
+            return Err(ModelError::Tensor {
+                path: src.label().to_path_buf(),
+                tensor: weight_name,
+                reason: format!(
+                    "shape {:?} does not match the config's [{out}, {inp}]",
+                    p.shape()
+                ),
+            });
+        }
+        return Ok(Linear::packed(Arc::new(p), bias));
+    }
+    let w = src.load_checked(&weight_name, &[out, inp])?;
     Ok(Linear::dense(Arc::new(w.data), out, inp, bias))
 }
 
@@ -281,12 +296,12 @@ impl DecoderLayer for LlamaLayer {
             NamedTensor {
                 name: "input_layernorm.weight".into(),
                 shape: vec![h],
-                data: &self.input_norm,
+                data: Cow::Borrowed(&self.input_norm),
             },
             NamedTensor {
                 name: "post_attention_layernorm.weight".into(),
                 shape: vec![h],
-                data: &self.post_norm,
+                data: Cow::Borrowed(&self.post_norm),
             },
         ];
         for (kind, lin) in self.linears() {
@@ -300,7 +315,7 @@ impl DecoderLayer for LlamaLayer {
                 out.push(NamedTensor {
                     name: format!("{name}.bias"),
                     shape: vec![b.len()],
-                    data: b,
+                    data: Cow::Borrowed(b),
                 });
             }
         }
@@ -418,6 +433,10 @@ impl Architecture for LlamaModel {
         &self.head
     }
 
+    fn head_mut(&mut self) -> &mut Linear {
+        &mut self.head
+    }
+
     fn tied_head(&self) -> bool {
         self.tied
     }
@@ -427,7 +446,7 @@ impl Architecture for LlamaModel {
         let mut out = vec![NamedTensor {
             name: "model.embed_tokens.weight".into(),
             shape: vec![v, h],
-            data: &self.embed,
+            data: Cow::Borrowed(&self.embed),
         }];
         for (i, layer) in self.layers.iter().enumerate() {
             out.extend(layer.tensors().into_iter().map(|t| NamedTensor {
@@ -438,7 +457,7 @@ impl Architecture for LlamaModel {
         out.push(NamedTensor {
             name: "model.norm.weight".into(),
             shape: vec![h],
-            data: &self.norm,
+            data: Cow::Borrowed(&self.norm),
         });
         if !self.tied {
             out.push(NamedTensor {

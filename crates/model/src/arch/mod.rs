@@ -156,8 +156,8 @@ pub struct NamedTensor<'a> {
     pub name: String,
     /// Row-major shape.
     pub shape: Vec<usize>,
-    /// Values.
-    pub data: &'a [f32],
+    /// Values (borrowed when stored dense f32, decoded from sparse storage otherwise).
+    pub data: std::borrow::Cow<'a, [f32]>,
 }
 
 /// A causal language model: embed → layers → final norm → head.
@@ -182,6 +182,9 @@ pub trait Architecture: Send + Sync {
 
     /// The language-model head, `(rows, hidden) → (rows, vocab)`.
     fn head(&self) -> &Linear;
+
+    /// Mutable head (re-storing it in another value type).
+    fn head_mut(&mut self) -> &mut Linear;
 
     /// Whether the head shares the embedding matrix.
     fn tied_head(&self) -> bool;

@@ -77,7 +77,7 @@ pub fn dequantize(ty: GgmlType, data: &[u8], n_elements: usize) -> Result<Vec<f3
     let (block, type_size) = ty.block_layout();
     // Both are small constants (≤ 256), so the casts are lossless.
     let (block, type_size) = (block as usize, type_size as usize);
-    if n_elements % block != 0 {
+    if !n_elements.is_multiple_of(block) {
         return Err(DequantError::NotBlockMultiple {
             ty,
             n_elements,

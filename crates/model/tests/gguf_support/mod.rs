@@ -129,7 +129,7 @@ impl Writer {
         let offset = self.data.len() as u64;
         self.tensor_at(name, dims, type_id, offset);
         self.data.extend_from_slice(data);
-        while self.data.len() as u64 % self.alignment != 0 {
+        while !(self.data.len() as u64).is_multiple_of(self.alignment) {
             self.data.push(0);
         }
         self
@@ -157,7 +157,7 @@ impl Writer {
         out.extend_from_slice(&self.n_kv.to_le_bytes());
         out.extend_from_slice(&self.kv);
         out.extend_from_slice(&self.infos);
-        while out.len() as u64 % self.alignment != 0 {
+        while !(out.len() as u64).is_multiple_of(self.alignment) {
             out.push(0);
         }
         out.extend_from_slice(&self.data);

@@ -1,0 +1,386 @@
+//! `secateurs bench decode`: greedy decoding speed (batch 1, KV cache) of the same model stored
+//! dense and sparse, against the machine's measured memory bandwidth and, for the first model,
+//! transformers + PyTorch `generate` (scripts/torch_decode.py), all in one run.
+//!
+//! Decode is memory-bound: every new token reads every weight once. So each variant is reported
+//! with the bytes it reads per token, the bandwidth that implies, and the ceiling
+//! `bandwidth / bytes`; a sparse variant's speedup over dense is set beside its byte-ratio limit
+//! `bytes(dense) / bytes(sparse)` (the unpruned head counts on both sides).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args as ClapArgs;
+use secateurs_model::model::{argmax, CausalLm};
+use secateurs_sparse::{bandwidth, Format, ValueDtype};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::cmd::bench::run_reference;
+use crate::common;
+
+/// Arguments of `secateurs bench decode`.
+#[derive(ClapArgs)]
+#[command(after_help = "\
+Examples:
+  secateurs bench decode                                  # default model: ours vs PyTorch
+  secateurs bench decode --dtype f32,bf16 --python /opt/refenv/bin/python
+  secateurs bench decode wanda50 wanda70 wanda24 --no-reference --json
+
+Each MODEL is loaded once per value type and decoded twice: with every linear layer stored dense,
+and with each stored in the format that reads the fewest bytes for its sparsity pattern
+(--sparse-format). Both runs decode the same prompt greedily for --new-tokens tokens; the
+report gives tokens/s (first new token to last, prefill excluded), bytes read per token, the
+fraction of the measured read bandwidth that is, the sparse/dense speedup beside its byte-ratio
+limit, whether the greedy tokens are identical and the largest logit difference over all steps.
+The first model is also run with transformers + PyTorch (f32, same thread count) when the Python
+interpreter has torch, transformers and gguf.")]
+pub struct DecodeBenchArgs {
+    /// Models (directories, .gguf files or compressed checkpoints; default: the default model).
+    models: Vec<String>,
+    /// New tokens to decode per run.
+    #[arg(long, default_value_t = 128)]
+    new_tokens: usize,
+    /// Prompt to start from.
+    #[arg(long, default_value = "The capital of France is")]
+    prompt: String,
+    /// Value types of the stored weights, comma-separated (f32, f16, bf16).
+    #[arg(long, value_delimiter = ',', default_value = "f32")]
+    dtype: Vec<ValueDtype>,
+    /// Format of the sparse variant: auto (per matrix), csr, bitmask, nm or coo.
+    #[arg(long, default_value = "auto")]
+    sparse_format: String,
+    /// Timed runs per variant (the fastest is reported).
+    #[arg(long, default_value_t = 2)]
+    repeat: usize,
+    /// Skip the transformers + PyTorch reference.
+    #[arg(long)]
+    no_reference: bool,
+    /// Python interpreter with torch + transformers + gguf for the reference run.
+    #[arg(long, default_value = "python3", env = "SECATEURS_PYTHON")]
+    python: String,
+    /// Reference script (default: scripts/torch_decode.py of the source tree).
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One timed decode.
+struct Decode {
+    tokens: Vec<u32>,
+    logits: Vec<Vec<f32>>,
+    tokens_per_second: f64,
+}
+
+/// Greedy decode of `n` tokens after `prompt`; speed counts the `n - 1` steps after the first
+/// new token (prefill excluded), as scripts/torch_decode.py does.
+fn decode(model: &CausalLm, prompt: &[u32], n: usize, keep_logits: bool) -> Result<Decode> {
+    let head = model.arch.head();
+    let mut cache = model.new_cache();
+    let mut tokens = Vec::with_capacity(n);
+    let mut logits = Vec::new();
+    let h = model.forward_hidden(prompt, 0, Some(&mut cache))?;
+    let l = head.forward(&h.slice_rows(h.rows - 1, h.rows)); // (1, vocab)
+    let mut next = argmax(&l.data);
+    tokens.push(next);
+    if keep_logits {
+        logits.push(l.data);
+    }
+    let t0 = Instant::now();
+    let mut pos = prompt.len();
+    // The steps run on a pool worker, as `CausalLm::generate_greedy` does.
+    rayon::scope(|_| -> Result<()> {
+        for _ in 1..n {
+            let h = model.forward_hidden(&[next], pos, Some(&mut cache))?; // (1, hidden)
+            pos += 1;
+            let l = head.forward(&h); // (1, vocab)
+            next = argmax(&l.data);
+            tokens.push(next);
+            if keep_logits {
+                logits.push(l.data);
+            }
+        }
+        Ok(())
+    })?;
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    Ok(Decode {
+        tokens,
+        logits,
+        tokens_per_second: (n - 1) as f64 / secs,
+    })
+}
+
+#[derive(Serialize)]
+struct Variant {
+    model: String,
+    variant: String,
+    dtype: ValueDtype,
+    storage: String,
+    bytes_per_token: usize,
+    tokens_per_second: f64,
+    gb_per_second: f64,
+    fraction_of_bandwidth: f64,
+    ceiling_tokens_per_second: f64,
+    /// Sparse variants: speedup over the dense variant of the same model and dtype.
+    speedup: Option<f64>,
+    /// Sparse variants: bytes(dense) / bytes(sparse).
+    byte_ratio_limit: Option<f64>,
+    /// Sparse variants: speedup / limit.
+    fraction_of_limit: Option<f64>,
+    /// Sparse variants: greedy tokens identical to the dense run.
+    same_tokens: Option<bool>,
+    /// Sparse variants: largest |logit difference| to the dense run over all steps.
+    max_logit_diff: Option<f32>,
+}
+
+/// Counts of each storage across the linear layers (`bitmask/f32 x150, nm 2:4/f32 x60`).
+fn storage_summary(model: &CausalLm) -> String {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for layer in model.arch.layers() {
+        for (_, lin) in layer.linears() {
+            *counts.entry(lin.storage()).or_default() += 1;
+        }
+    }
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k} x{v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// Unknown models or formats, a model without tokenizer, or a decode error.
+pub fn run(a: DecodeBenchArgs) -> Result<()> {
+    if a.new_tokens < 2 {
+        bail!("--new-tokens must be at least 2");
+    }
+    if a.repeat == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    let sparse_format: Option<Format> = match a.sparse_format.as_str() {
+        "auto" => None,
+        s => Some(s.parse::<Format>().map_err(anyhow::Error::msg)?),
+    };
+    let threads = rayon::current_num_threads();
+    let names: Vec<Option<String>> = if a.models.is_empty() {
+        vec![None]
+    } else {
+        a.models.iter().cloned().map(Some).collect()
+    };
+    if !a.json {
+        eprintln!("measuring memory bandwidth ...");
+    }
+    let read_bw = bandwidth::measure_read_bandwidth();
+    let copy_bw = bandwidth::measure_copy_bandwidth();
+    let mut rows: Vec<Variant> = Vec::new();
+    let mut reference: Option<Value> = None;
+    let mut ours_first_dense: Option<(f64, Vec<u32>)> = None;
+    for (mi, name) in names.iter().enumerate() {
+        let path = common::resolve_model(name.as_deref())?;
+        let label = name.clone().unwrap_or_else(|| "default".into());
+        for &dtype in &a.dtype {
+            let (files, mut model) = common::load_model(&path, a.json)?;
+            let prompt = files.tokenizer()?.encode(&a.prompt)?;
+            let kv_bytes = {
+                let c = model.config();
+                c.num_layers
+                    * 2
+                    * c.num_kv_heads
+                    * c.head_dim
+                    * 4
+                    * (prompt.len() + a.new_tokens / 2)
+            };
+            let mut dense_run: Option<(Decode, usize, f64)> = None;
+            for sparse in [false, true] {
+                let format = if sparse {
+                    sparse_format
+                } else {
+                    Some(Format::Dense)
+                };
+                model
+                    .repack(format, dtype)
+                    .with_context(|| format!("{label}: cannot store as {}", a.sparse_format))?;
+                if sparse
+                    && model.weight_bytes() == dense_run.as_ref().map_or(0, |d| d.1 - kv_bytes)
+                {
+                    if !a.json {
+                        eprintln!("{label} {dtype}: no matrix is sparse enough to store sparse; dense only");
+                    }
+                    continue;
+                }
+                let bytes = model.weight_bytes() + kv_bytes;
+                let variant = if sparse {
+                    format!("sparse {}", a.sparse_format)
+                } else {
+                    "dense".into()
+                };
+                if !a.json {
+                    eprintln!("{label} {variant} {dtype}: {}", storage_summary(&model));
+                }
+                decode(&model, &prompt, 8.min(a.new_tokens), false)?; // warm-up
+                let first = decode(&model, &prompt, a.new_tokens, true)?;
+                let mut best = first.tokens_per_second;
+                for _ in 1..a.repeat {
+                    best =
+                        best.max(decode(&model, &prompt, a.new_tokens, false)?.tokens_per_second);
+                }
+                let gbs = best * bytes as f64 / 1e9;
+                let mut row = Variant {
+                    model: label.clone(),
+                    variant,
+                    dtype,
+                    storage: storage_summary(&model),
+                    bytes_per_token: bytes,
+                    tokens_per_second: best,
+                    gb_per_second: gbs,
+                    fraction_of_bandwidth: gbs / read_bw,
+                    ceiling_tokens_per_second: read_bw * 1e9 / bytes as f64,
+                    speedup: None,
+                    byte_ratio_limit: None,
+                    fraction_of_limit: None,
+                    same_tokens: None,
+                    max_logit_diff: None,
+                };
+                match &dense_run {
+                    Some((d, dbytes, dtps)) if sparse => {
+                        let speedup = best / dtps;
+                        let limit = *dbytes as f64 / bytes as f64;
+                        row.speedup = Some(speedup);
+                        row.byte_ratio_limit = Some(limit);
+                        row.fraction_of_limit = Some(speedup / limit);
+                        row.same_tokens = Some(d.tokens == first.tokens);
+                        let diff = d
+                            .logits
+                            .iter()
+                            .zip(&first.logits)
+                            .flat_map(|(x, y)| x.iter().zip(y).map(|(a, b)| (a - b).abs()))
+                            .fold(0f32, f32::max);
+                        row.max_logit_diff = Some(diff);
+                    }
+                    _ => {}
+                }
+                if !sparse {
+                    if mi == 0 && dtype == ValueDtype::F32 {
+                        ours_first_dense = Some((best, first.tokens.clone()));
+                    }
+                    dense_run = Some((first, bytes, best));
+                }
+                rows.push(row);
+            }
+            if mi == 0 && dtype == a.dtype[0] && !a.no_reference && reference.is_none() {
+                let script = a.script.clone().unwrap_or_else(|| {
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/torch_decode.py")
+                });
+                if !a.json {
+                    eprintln!(
+                        "running the transformers + PyTorch reference ({}) ...",
+                        a.python
+                    );
+                }
+                let args: Vec<String> = vec![
+                    "--model".into(),
+                    path.to_string_lossy().into(),
+                    "--prompt".into(),
+                    a.prompt.clone(),
+                    "--new-tokens".into(),
+                    a.new_tokens.to_string(),
+                    "--threads".into(),
+                    threads.to_string(),
+                    "--repeat".into(),
+                    a.repeat.to_string(),
+                    "--json".into(),
+                ];
+                reference = run_reference(&a.python, &script, &args);
+            }
+        }
+    }
+    let ref_tps = reference
+        .as_ref()
+        .and_then(|r| r["tokens_per_second"].as_f64());
+    let ref_tokens: Option<Vec<u32>> = reference.as_ref().and_then(|r| {
+        r["tokens"].as_array().map(|t| {
+            t.iter()
+                .filter_map(|v| v.as_u64().map(|x| x as u32))
+                .collect()
+        })
+    });
+    let vs_reference = match (&ours_first_dense, ref_tps) {
+        (Some((ours, _)), Some(r)) => Some(ours / r),
+        _ => None,
+    };
+    let same_as_reference = match (&ours_first_dense, &ref_tokens) {
+        (Some((_, ours)), Some(r)) => Some(ours == r),
+        _ => None,
+    };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "threads": threads, "new_tokens": a.new_tokens, "prompt": a.prompt,
+                "read_bandwidth_gb_s": read_bw, "copy_bandwidth_gb_s": copy_bw,
+                "variants": rows, "reference": reference,
+                "speedup_vs_reference": vs_reference,
+                "same_tokens_as_reference": same_as_reference,
+            }))?
+        );
+        return Ok(());
+    }
+    println!(
+        "greedy decode, batch 1, {} new tokens, {threads} threads",
+        a.new_tokens
+    );
+    println!(
+        "memory bandwidth: read {read_bw:.1} GB/s, copy {copy_bw:.1} GB/s (the ceiling below uses read)"
+    );
+    println!(
+        "  {:<14} {:<22} {:>9} {:>9} {:>7} {:>6} {:>8} {:>8} {:>7} {:>7} {:>5} {:>9}",
+        "model",
+        "variant",
+        "MB/token",
+        "tokens/s",
+        "GB/s",
+        "of bw",
+        "ceiling",
+        "speedup",
+        "limit",
+        "of lim",
+        "same",
+        "max|dl|"
+    );
+    for r in &rows {
+        let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("".to_string(), f);
+        println!(
+            "  {:<14} {:<22} {:>9.1} {:>9.1} {:>7.1} {:>5.0}% {:>8.1} {:>8} {:>7} {:>7} {:>5} {:>9}",
+            r.model,
+            format!("{} {}", r.variant, r.dtype),
+            r.bytes_per_token as f64 / 1e6,
+            r.tokens_per_second,
+            r.gb_per_second,
+            100.0 * r.fraction_of_bandwidth,
+            r.ceiling_tokens_per_second,
+            opt(r.speedup, &|s| format!("{s:.2}x")),
+            opt(r.byte_ratio_limit, &|s| format!("{s:.2}x")),
+            opt(r.fraction_of_limit, &|s| format!("{:.0}%", 100.0 * s)),
+            r.same_tokens.map_or("", |s| if s { "yes" } else { "NO" }),
+            r.max_logit_diff.map_or("".into(), |d| format!("{d:.1e}")),
+        );
+    }
+    match (ref_tps, vs_reference) {
+        (Some(t), Some(s)) => println!(
+            "  transformers + PyTorch generate (f32): {t:.1} tokens/s; secateurs dense f32 is {s:.2}x faster{}",
+            match same_as_reference {
+                Some(true) => ", same greedy tokens",
+                Some(false) => ", greedy tokens differ (float rounding)",
+                None => "",
+            }
+        ),
+        _ if a.no_reference => {}
+        _ => println!("  transformers + PyTorch: not run (see above)"),
+    }
+    Ok(())
+}

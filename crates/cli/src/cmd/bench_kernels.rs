@@ -1,0 +1,538 @@
+//! `secateurs bench kernels`: seed 003's sparse-vs-dense experiment (random n×n matrices at
+//! several sparsities), with our kernels — CSR and bitmask SpMV/SpMM against our dense GEMV/GEMM
+//! at the same value type — and, side by side in the same run, scipy.sparse CSR and numpy dense on
+//! the identical matrices (scripts/scipy_kernels.py).
+//!
+//! Both sides generate the matrices from the same seed with the same SplitMix64 stream (element
+//! `i` of a stream is `splitmix64(base + i)`; see [`bench_matrix`] and `matrix()` in the script),
+//! and the script returns each matrix's non-zero count and float64 checksum, which this command
+//! checks against its own before printing any ratio.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::Args as ClapArgs;
+use secateurs_sparse::bandwidth::measure_read_bandwidth_with;
+use secateurs_sparse::kernels::Isa;
+use secateurs_sparse::{Format, PackedMatrix, ValueDtype};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Arguments of `secateurs bench kernels`.
+#[derive(ClapArgs)]
+#[command(after_help = "\
+Examples:
+  secateurs --threads 2 bench kernels
+  secateurs bench kernels --dtype bf16 --python /opt/refenv/bin/python
+  secateurs bench kernels --sizes 4096 --sparsities 0.5,0.7 --json
+
+For every n and sparsity, builds a random n x n matrix (entries uniform in (-1, 1), each zero with
+probability `sparsity`; at the sizes of --nm24 also a 2:4 matrix) and times, best of several runs:
+our dense GEMV/GEMM, CSR and bitmask SpMV and SpMM (64 activation columns), at --dtype; then runs
+scripts/scipy_kernels.py in the same invocation on the identical matrices (scipy.sparse CSR and
+numpy dense, float32, same thread count for BLAS) and prints times and ratios: sparse over our
+dense (> 1: sparse is faster) and ours over scipy. scipy is skipped with a note when the Python
+interpreter lacks numpy/scipy.")]
+pub struct KernelsBenchArgs {
+    /// Matrix sizes n (comma-separated).
+    #[arg(long, default_value = "1000,4096", value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// Sparsities (fraction of zeros, comma-separated).
+    #[arg(long, default_value = "0.5,0.7,0.9,0.95", value_delimiter = ',')]
+    sparsities: Vec<f64>,
+    /// Sizes that also get a 2:4 structured matrix (comma-separated; "none" for none).
+    #[arg(long, default_value = "4096")]
+    nm24: String,
+    /// Stored value type of our matrices (f32, bf16, f16); scipy always uses float32.
+    #[arg(long, default_value = "f32")]
+    dtype: ValueDtype,
+    /// Activation columns of the SpMM (batch).
+    #[arg(long, default_value_t = 64)]
+    columns: usize,
+    /// Seed of the random matrices (both sides).
+    #[arg(long, default_value_t = 3)]
+    seed: u64,
+    /// Minimum seconds spent timing each kernel (best run kept).
+    #[arg(long, default_value_t = 0.3)]
+    min_time: f64,
+    /// Python interpreter with numpy + scipy.
+    #[arg(long, default_value = "python3", env = "SECATEURS_PYTHON")]
+    python: String,
+    /// Reference script (default: scripts/scipy_kernels.py of the source tree).
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// Skip the scipy/numpy side.
+    #[arg(long)]
+    no_reference: bool,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014), the generator both sides share.
+fn splitmix(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// First index of stream `tag` of `seed`.
+fn stream_base(seed: u64, tag: u64) -> u64 {
+    seed.wrapping_mul(1_000_003).wrapping_add(tag) << 32
+}
+
+/// Element `i` of a stream: a value in (-1, 1) (exact in f32 after rounding) and a uniform.
+fn element(base: u64, i: u64) -> (f32, f64) {
+    let z = splitmix(base.wrapping_add(i));
+    let u = (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+    let v = ((z & 0xFF_FFFF) as f64 + 0.5) / (1u64 << 23) as f64 - 1.0;
+    (v as f32, u)
+}
+
+fn stream(seed: u64, tag: u64, n: usize) -> Vec<f32> {
+    let base = stream_base(seed, tag);
+    (0..n as u64).map(|i| element(base, i).0).collect()
+}
+
+const PAIRS: [(usize, usize); 6] = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)];
+
+/// The n×n matrix of one benchmark case (`matrix()` of scripts/scipy_kernels.py).
+fn bench_matrix(n: usize, sparsity: f64, nm24: bool, seed: u64) -> Vec<f32> {
+    let tag =
+        1 + (sparsity * 1000.0).round() as u64 + if nm24 { 7919 } else { 0 } + n as u64 * 10_007;
+    let base = stream_base(seed, tag);
+    let mut w: Vec<f32> = (0..(n * n) as u64)
+        .map(|i| {
+            let (v, u) = element(base, i);
+            if !nm24 && u < sparsity {
+                0.0
+            } else {
+                v
+            }
+        })
+        .collect();
+    if nm24 {
+        let gbase = stream_base(seed, tag + 1);
+        for (g, group) in w.chunks_exact_mut(4).enumerate() {
+            let (a, b) = PAIRS[(splitmix(gbase.wrapping_add(g as u64)) % 6) as usize];
+            for (j, x) in group.iter_mut().enumerate() {
+                if j != a && j != b {
+                    *x = 0.0;
+                }
+            }
+        }
+    }
+    w
+}
+
+/// Best seconds of `f` over at least `min_s` seconds and 3 runs (after one warm-up run).
+fn best_time(min_s: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut best = f64::MAX;
+    let mut runs = 0;
+    while runs < 3 || start.elapsed().as_secs_f64() < min_s {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+        runs += 1;
+    }
+    best
+}
+
+/// Our timings of one matrix.
+#[derive(Serialize, Clone)]
+struct Case {
+    n: usize,
+    sparsity: f64,
+    pattern: &'static str,
+    nnz: usize,
+    checksum: f64,
+    /// Bytes of each stored form.
+    dense_bytes: usize,
+    csr_bytes: usize,
+    bitmask_bytes: usize,
+    nm_bytes: Option<usize>,
+    dense_gemv_s: f64,
+    csr_spmv_s: f64,
+    bitmask_spmv_s: f64,
+    nm_spmv_s: Option<f64>,
+    dense_gemm_s: f64,
+    csr_spmm_s: f64,
+    bitmask_spmm_s: f64,
+    nm_spmm_s: Option<f64>,
+}
+
+impl Case {
+    /// The fastest sparse SpMV and its format.
+    fn best_spmv(&self) -> (&'static str, f64) {
+        let mut best = ("csr", self.csr_spmv_s);
+        if self.bitmask_spmv_s < best.1 {
+            best = ("bitmask", self.bitmask_spmv_s);
+        }
+        if let Some(t) = self.nm_spmv_s.filter(|&t| t < best.1) {
+            best = ("2:4", t);
+        }
+        best
+    }
+
+    fn best_spmm(&self) -> (&'static str, f64) {
+        let mut best = ("csr", self.csr_spmm_s);
+        if self.bitmask_spmm_s < best.1 {
+            best = ("bitmask", self.bitmask_spmm_s);
+        }
+        if let Some(t) = self.nm_spmm_s.filter(|&t| t < best.1) {
+            best = ("2:4", t);
+        }
+        best
+    }
+}
+
+fn run_case(
+    a: &KernelsBenchArgs,
+    n: usize,
+    sparsity: f64,
+    nm24: bool,
+    dense: &mut Option<(f64, f64)>,
+) -> Result<Case> {
+    let w = bench_matrix(n, sparsity, nm24, a.seed);
+    let x = stream(a.seed, 2_000_000 + n as u64, n);
+    // The script's X is (n, columns) row-major; ours is its transpose, (columns, n).
+    let xm_t = stream(a.seed, 3_000_000 + n as u64, n * a.columns);
+    let mut xm = vec![0f32; n * a.columns];
+    for c in 0..n {
+        for b in 0..a.columns {
+            xm[b * n + c] = xm_t[c * a.columns + b];
+        }
+    }
+    let nnz = w.iter().filter(|&&v| v != 0.0).count();
+    let checksum: f64 = w.iter().map(|&v| f64::from(v)).sum();
+    let enc = |f: Format| PackedMatrix::encode(&w, n, n, Some(f), a.dtype);
+    let mut y = vec![0f32; n];
+    let mut ym = vec![0f32; n * a.columns];
+    let mut time_pair = |m: &PackedMatrix| -> (f64, f64) {
+        let tv = best_time(a.min_time, || m.gemv(&x, &mut y));
+        let tm = best_time(a.min_time, || m.matmul(&xm, a.columns, &mut ym));
+        (tv, tm)
+    };
+    let d = enc(Format::Dense)?;
+    // Dense timings do not depend on the values: once per size.
+    let (dense_gemv_s, dense_gemm_s) = *dense.get_or_insert_with(|| time_pair(&d));
+    let csr = enc(Format::Csr)?;
+    let (csr_spmv_s, csr_spmm_s) = time_pair(&csr);
+    let bm = enc(Format::Bitmask)?;
+    let (bitmask_spmv_s, bitmask_spmm_s) = time_pair(&bm);
+    let (nm_bytes, nm_spmv_s, nm_spmm_s) = if nm24 {
+        let m = enc(Format::Nm)?;
+        let (tv, tm) = time_pair(&m);
+        (Some(m.nbytes()), Some(tv), Some(tm))
+    } else {
+        (None, None, None)
+    };
+    Ok(Case {
+        n,
+        sparsity,
+        pattern: if nm24 { "2:4" } else { "random" },
+        nnz,
+        checksum,
+        dense_bytes: d.nbytes(),
+        csr_bytes: csr.nbytes(),
+        bitmask_bytes: bm.nbytes(),
+        nm_bytes,
+        dense_gemv_s,
+        csr_spmv_s,
+        bitmask_spmv_s,
+        nm_spmv_s,
+        dense_gemm_s,
+        csr_spmm_s,
+        bitmask_spmm_s,
+        nm_spmm_s,
+    })
+}
+
+/// The reference row of a case, if the script ran and its matrix is identical to ours.
+fn reference_for<'a>(reference: Option<&'a Value>, c: &Case) -> Option<&'a Value> {
+    reference?["results"].as_array()?.iter().find(|r| {
+        r["n"].as_u64() == Some(c.n as u64)
+            && r["pattern"].as_str() == Some(c.pattern)
+            && r["sparsity"]
+                .as_f64()
+                .is_some_and(|s| (s - c.sparsity).abs() < 1e-9)
+    })
+}
+
+fn identical(r: &Value, c: &Case) -> bool {
+    r["nnz"].as_u64() == Some(c.nnz as u64)
+        && r["checksum"]
+            .as_f64()
+            .is_some_and(|s| (s - c.checksum).abs() <= 1e-9 * (1.0 + c.checksum.abs()))
+}
+
+fn ms(s: f64) -> String {
+    if s < 1e-3 {
+        format!("{:.1}us", s * 1e6)
+    } else {
+        format!("{:.2}ms", s * 1e3)
+    }
+}
+
+fn opt_ms(s: Option<f64>) -> String {
+    s.map(ms).unwrap_or_else(|| "-".into())
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    }
+}
+
+/// Runs the benchmark.
+pub fn run(a: KernelsBenchArgs) -> Result<()> {
+    if a.sizes.is_empty() || a.sizes.contains(&0) {
+        bail!("--sizes must list positive sizes");
+    }
+    if a.sparsities.iter().any(|s| !(0.0..1.0).contains(s)) {
+        bail!("--sparsities must lie in [0, 1)");
+    }
+    if a.columns == 0 {
+        bail!("--columns must be at least 1");
+    }
+    let nm24: Vec<usize> = a
+        .nm24
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && *s != "none")
+        .map(|s| s.parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("--nm24: {e}"))?;
+    if nm24.iter().any(|&n| n % 4 != 0) {
+        bail!("--nm24 sizes must be multiples of 4");
+    }
+    let threads = rayon::current_num_threads();
+    let isa = Isa::active();
+    if !a.json {
+        eprintln!("measuring read bandwidth ...");
+    }
+    let read_gbs = measure_read_bandwidth_with(256 << 20, 3);
+    let mut cases = Vec::new();
+    for &n in &a.sizes {
+        let mut dense = None;
+        for &s in &a.sparsities {
+            if !a.json {
+                eprintln!("secateurs: n = {n}, sparsity {s} ...");
+            }
+            cases.push(run_case(&a, n, s, false, &mut dense)?);
+        }
+        if nm24.contains(&n) {
+            if !a.json {
+                eprintln!("secateurs: n = {n}, 2:4 ...");
+            }
+            cases.push(run_case(&a, n, 0.5, true, &mut dense)?);
+        }
+    }
+
+    let reference = if a.no_reference {
+        None
+    } else {
+        let script = a.script.clone().unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/scipy_kernels.py")
+        });
+        if !a.json {
+            eprintln!("running the scipy/numpy reference ({}) ...", a.python);
+        }
+        let join = |v: &[String]| v.join(",");
+        let args: Vec<String> = vec![
+            "--sizes".into(),
+            join(&a.sizes.iter().map(|n| n.to_string()).collect::<Vec<_>>()),
+            "--sparsities".into(),
+            join(
+                &a.sparsities
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            "--nm24".into(),
+            join(&nm24.iter().map(|n| n.to_string()).collect::<Vec<_>>()),
+            "--seed".into(),
+            a.seed.to_string(),
+            "--columns".into(),
+            a.columns.to_string(),
+            "--threads".into(),
+            threads.to_string(),
+            "--min-time".into(),
+            a.min_time.to_string(),
+        ];
+        match crate::cmd::bench::run_reference(&a.python, &script, &args) {
+            Some(v) if v["available"].as_bool() == Some(true) => Some(v),
+            Some(v) => {
+                eprintln!(
+                    "note: scipy/numpy reference not run: {} lacks numpy/scipy ({}); pass \
+                     --python with an interpreter that has them (e.g. /opt/refenv/bin/python)",
+                    a.python,
+                    v["error"].as_str().unwrap_or("import failed")
+                );
+                None
+            }
+            None => {
+                eprintln!("note: scipy/numpy reference not run (see above)");
+                None
+            }
+        }
+    };
+    let mismatched: Vec<String> = cases
+        .iter()
+        .filter_map(|c| {
+            let r = reference_for(reference.as_ref(), c)?;
+            (!identical(r, c)).then(|| format!("n={} {} {}", c.n, c.pattern, c.sparsity))
+        })
+        .collect();
+    if !mismatched.is_empty() {
+        bail!(
+            "the reference generated different matrices ({}); refusing to compare",
+            mismatched.join("; ")
+        );
+    }
+    let ref_t =
+        |c: &Case, key: &str| reference_for(reference.as_ref(), c).and_then(|r| r[key].as_f64());
+
+    if a.json {
+        let rows: Vec<Value> = cases
+            .iter()
+            .map(|c| {
+                json!({
+                    "secateurs": c,
+                    "scipy": reference_for(reference.as_ref(), c),
+                    "spmv_sparse_over_dense": c.dense_gemv_s / c.best_spmv().1,
+                    "spmm_sparse_over_dense": c.dense_gemm_s / c.best_spmm().1,
+                    "csr_spmv_ours_over_scipy": ref_t(c, "csr_spmv_s").map(|t| t / c.csr_spmv_s),
+                    "csr_spmm_ours_over_scipy": ref_t(c, "csr_spmm_s").map(|t| t / c.csr_spmm_s),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "threads": threads, "isa": isa.name(), "dtype": a.dtype, "columns": a.columns,
+                "seed": a.seed, "read_bandwidth_gbs": read_gbs,
+                "reference": reference.as_ref().map(|r| json!({
+                    "numpy": r["numpy"], "scipy": r["scipy"], "threads": r["threads"],
+                })),
+                "cases": rows,
+            }))?
+        );
+        return Ok(());
+    }
+
+    println!(
+        "sparse vs dense kernels (seed 003's experiment): {threads} threads, {isa}, values {}, \
+         read bandwidth {read_gbs:.1} GB/s",
+        a.dtype
+    );
+    match &reference {
+        Some(r) => println!(
+            "reference: scipy {} CSR float32 (single-threaded) and numpy {} dense (BLAS, {} threads), \
+             identical matrices (nnz and checksum verified)",
+            r["scipy"].as_str().unwrap_or("?"),
+            r["numpy"].as_str().unwrap_or("?"),
+            r["threads"]
+        ),
+        None => println!("reference: not run"),
+    }
+    println!("ratios: sparse/dense = our dense time / our best sparse time (> 1: sparse wins); ours/scipy = scipy time / our time");
+    println!();
+    println!("SpMV (decode: W x, one vector)");
+    println!(
+        "{:>5} {:>8} {:>9} {:>9} {:>9} {:>9} {:>14} {:>9} {:>9} {:>11}",
+        "n",
+        "sparsity",
+        "dense",
+        "csr",
+        "bitmask",
+        "2:4",
+        "sparse/dense",
+        "scipy",
+        "numpy",
+        "csr/scipy"
+    );
+    for c in &cases {
+        let (fmt, best) = c.best_spmv();
+        println!(
+            "{:>5} {:>8} {:>9} {:>9} {:>9} {:>9} {:>14} {:>9} {:>9} {:>11}",
+            c.n,
+            if c.pattern == "2:4" {
+                "2:4".to_string()
+            } else {
+                format!("{:.2}", c.sparsity)
+            },
+            ms(c.dense_gemv_s),
+            ms(c.csr_spmv_s),
+            ms(c.bitmask_spmv_s),
+            opt_ms(c.nm_spmv_s),
+            format!("{:.2}x {fmt}", c.dense_gemv_s / best),
+            opt_ms(ref_t(c, "csr_spmv_s")),
+            opt_ms(ref_t(c, "dense_gemv_s")),
+            ratio(ref_t(c, "csr_spmv_s"), Some(c.csr_spmv_s)),
+        );
+    }
+    println!();
+    println!("SpMM (prefill: W X, {} columns)", a.columns);
+    println!(
+        "{:>5} {:>8} {:>9} {:>9} {:>9} {:>9} {:>14} {:>9} {:>9} {:>11}",
+        "n",
+        "sparsity",
+        "dense",
+        "csr",
+        "bitmask",
+        "2:4",
+        "sparse/dense",
+        "scipy",
+        "numpy",
+        "csr/scipy"
+    );
+    for c in &cases {
+        let (fmt, best) = c.best_spmm();
+        println!(
+            "{:>5} {:>8} {:>9} {:>9} {:>9} {:>9} {:>14} {:>9} {:>9} {:>11}",
+            c.n,
+            if c.pattern == "2:4" {
+                "2:4".to_string()
+            } else {
+                format!("{:.2}", c.sparsity)
+            },
+            ms(c.dense_gemm_s),
+            ms(c.csr_spmm_s),
+            ms(c.bitmask_spmm_s),
+            opt_ms(c.nm_spmm_s),
+            format!("{:.2}x {fmt}", c.dense_gemm_s / best),
+            opt_ms(ref_t(c, "csr_spmm_s")),
+            opt_ms(ref_t(c, "dense_gemm_s")),
+            ratio(ref_t(c, "csr_spmm_s"), Some(c.csr_spmm_s)),
+        );
+    }
+    println!();
+    for &n in &a.sizes {
+        let random: Vec<&Case> = cases
+            .iter()
+            .filter(|c| c.n == n && c.pattern == "random")
+            .collect();
+        let over = |pick: &dyn Fn(&Case) -> (f64, f64)| {
+            random
+                .iter()
+                .find(|c| {
+                    let (d, s) = pick(c);
+                    s < d
+                })
+                .map(|c| format!("from sparsity {:.2}", c.sparsity))
+                .unwrap_or_else(|| "at none of the sparsities".into())
+        };
+        println!(
+            "n = {n}: sparse overtakes our dense SpMV {}, SpMM {}",
+            over(&|c| (c.dense_gemv_s, c.best_spmv().1)),
+            over(&|c| (c.dense_gemm_s, c.best_spmm().1)),
+        );
+    }
+    Ok(())
+}

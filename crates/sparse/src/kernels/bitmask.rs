@@ -1,0 +1,222 @@
+//! Bitmask (and N:M) sparse matrix × dense vector, `y += W x`.
+//!
+//! The bitmap-decoding SpMV of Flash-LLM's "tiled bitmap" format (Xia et al., "Flash-LLM", VLDB
+//! 2024, §4.2) and of SparTA/DeepSparse-style CPU runtimes, on x86: for every `LANES` columns of a
+//! row, the `LANES` mask bits select how many packed values to consume; an *expand* (AVX-512
+//! `vexpandps`, or on AVX2 a `vpermps` with a 256-entry permutation table plus a zeroing AND)
+//! scatters them to the lanes of their columns, zeroes the others, and one FMA with the dense
+//! `x[c..c + LANES]` accumulates. The read pointer advances by the popcount of the bits. Unlike
+//! CSR there are no indices to load and no gather: the kernel reads `density × value size + 1/8`
+//! bytes per weight in one forward stream, which is what makes it beat dense GEMV from ~10%
+//! sparsity up to ~90%.
+//!
+//! AVX-512 loads exactly `popcount` values with a fault-suppressing masked load (`bzhi` builds the
+//! load mask) and expands in registers: measured faster on Zen 4 than the memory form
+//! `vexpandps zmm{k}{z}, m512` (0.99 vs 1.7 ns per 16 cache-resident columns, one thread). Four
+//! rows are processed together so one load of `x` feeds four expands and FMAs and four
+//! independent value streams and popcount chains are in flight; the chunk loop is unrolled by
+//! hand so the accumulators stay in registers.
+//!
+//! N:M matrices use the same kernel through a mask derived from their per-group positions when
+//! they are built (their values are stored group by group in column order, which is exactly the
+//! bitmask order); their row `r` starts at value `r × (cols / m) × keep`.
+
+use super::simd::{per_isa, Simd, Val};
+
+/// Where each row's values start.
+pub(crate) trait RowStarts: Sync {
+    /// Position of the first value of row `r`.
+    fn start(&self, r: usize) -> usize;
+}
+
+/// Bitmask rows: derived offsets.
+pub(crate) struct OffsetStarts<'a>(pub &'a [usize]);
+
+impl RowStarts for OffsetStarts<'_> {
+    #[inline(always)]
+    fn start(&self, r: usize) -> usize {
+        self.0[r]
+    }
+}
+
+/// N:M rows: a fixed number of values per row.
+pub(crate) struct FixedStarts(pub usize);
+
+impl RowStarts for FixedStarts {
+    #[inline(always)]
+    fn start(&self, r: usize) -> usize {
+        r * self.0
+    }
+}
+
+/// `y[i] += W[r0 + i, :] · x` for every `i < y.len()`; `mask` holds all rows' words
+/// (`words_per_row = ceil(cols / 64)` each), `vals` all values.
+///
+/// # Safety
+/// The mask rows `r0..r0 + y.len()` exist, padding bits beyond `cols = x.len()` are clear, and
+/// row `r` owns the `popcount(mask row r)` values from `starts.start(r)` on, inside `vals` (all
+/// established by `Bitmask::from_parts` / `NmMatrix::from_parts`); the CPU supports `S`.
+#[inline(always)]
+unsafe fn spmv_rows_body<S: Simd, V: Val, R: RowStarts>(
+    mask: &[u64],
+    starts: &R,
+    r0: usize,
+    vals: &[V::Raw],
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let l = S::LANES;
+    let cols = x.len();
+    let wpr = cols.div_ceil(64);
+    let full_words = cols / 64;
+    let lane_mask: u64 = if l == 64 { u64::MAX } else { (1u64 << l) - 1 };
+    let vp = vals.as_ptr();
+    let nv = vals.len();
+    let xp = x.as_ptr();
+    let rows = y.len();
+    let mut i = 0;
+    // Four rows at a time: one load of x feeds four expands and FMAs, and four independent value
+    // streams (and popcount chains) keep more memory requests in flight.
+    while i + 4 <= rows {
+        let w = [
+            mask.as_ptr().add((r0 + i) * wpr),
+            mask.as_ptr().add((r0 + i + 1) * wpr),
+            mask.as_ptr().add((r0 + i + 2) * wpr),
+            mask.as_ptr().add((r0 + i + 3) * wpr),
+        ];
+        let mut k = [
+            starts.start(r0 + i),
+            starts.start(r0 + i + 1),
+            starts.start(r0 + i + 2),
+            starts.start(r0 + i + 3),
+        ];
+        let mut a = [S::zero(); 4];
+        let mut b = [S::zero(); 4];
+        for j in 0..full_words {
+            let word = [*w[0].add(j), *w[1].add(j), *w[2].add(j), *w[3].add(j)];
+            let xw = xp.add(j * 64);
+            // One LANES-column chunk at offset `$q` of the word for the four rows: each expand
+            // reads popcount(bits) values of its row (inside `vals` by the contract).
+            macro_rules! one {
+                ($q:expr, $acc:ident, $xv:ident, $t:literal) => {{
+                    let bits = ((word[$t] >> $q) & lane_mask) as u32;
+                    let v = V::expand::<S>(bits, vp.add(k[$t]), k[$t] + l <= nv);
+                    $acc[$t] = S::fma(v, $xv, $acc[$t]);
+                    k[$t] += bits.count_ones() as usize;
+                }};
+            }
+            macro_rules! chunk4 {
+                ($q:expr, $acc:ident) => {{
+                    let xv = S::load(xw.add($q));
+                    one!($q, $acc, xv, 0);
+                    one!($q, $acc, xv, 1);
+                    one!($q, $acc, xv, 2);
+                    one!($q, $acc, xv, 3);
+                }};
+            }
+            if l == 16 {
+                chunk4!(0, a);
+                chunk4!(16, b);
+                chunk4!(32, a);
+                chunk4!(48, b);
+            } else {
+                debug_assert_eq!(l, 8);
+                chunk4!(0, a);
+                chunk4!(8, b);
+                chunk4!(16, a);
+                chunk4!(24, b);
+                chunk4!(32, a);
+                chunk4!(40, b);
+                chunk4!(48, a);
+                chunk4!(56, b);
+            }
+        }
+        if full_words < wpr {
+            for t in 0..4 {
+                let word = *w[t].add(full_words);
+                let mut q = 0;
+                while full_words * 64 + q < cols {
+                    let bits = ((word >> q) & lane_mask) as u32;
+                    let c = full_words * 64 + q;
+                    let v = V::expand::<S>(bits, vp.add(k[t]), k[t] + l <= nv);
+                    let xv = S::load_n(xp.add(c), (cols - c).min(l));
+                    a[t] = S::fma(v, xv, a[t]);
+                    k[t] += bits.count_ones() as usize;
+                    q += l;
+                }
+            }
+        }
+        for t in 0..4 {
+            *y.get_unchecked_mut(i + t) += S::hsum(S::add(a[t], b[t]));
+        }
+        i += 4;
+    }
+    for (i, yi) in y.iter_mut().enumerate().skip(i) {
+        let r = r0 + i;
+        let words = mask.as_ptr().add(r * wpr);
+        let mut k = starts.start(r);
+        // Four accumulators: four independent FMA chains per 64 columns, in registers (the
+        // chunk loop is unrolled by hand, so no accumulator is indexed dynamically).
+        let (mut a0, mut a1, mut a2, mut a3) = (S::zero(), S::zero(), S::zero(), S::zero());
+        // Whole words: every column chunk is inside x.
+        for j in 0..full_words {
+            let word = *words.add(j);
+            let xw = xp.add(j * 64);
+
+            // One LANES-column chunk at offset `$q` of the word: the expand reads
+            // popcount(bits) values of this row (inside `vals` by the contract), or LANES values
+            // when at least LANES remain in `vals`.
+            macro_rules! chunk {
+                ($q:expr, $a:ident) => {{
+                    let bits = ((word >> $q) & lane_mask) as u32;
+                    let v = V::expand::<S>(bits, vp.add(k), k + l <= nv);
+                    $a = S::fma(v, S::load(xw.add($q)), $a);
+                    k += bits.count_ones() as usize;
+                }};
+            }
+            if l == 16 {
+                chunk!(0, a0);
+                chunk!(16, a1);
+                chunk!(32, a2);
+                chunk!(48, a3);
+            } else {
+                debug_assert_eq!(l, 8);
+                chunk!(0, a0);
+                chunk!(8, a1);
+                chunk!(16, a2);
+                chunk!(24, a3);
+                chunk!(32, a0);
+                chunk!(40, a1);
+                chunk!(48, a2);
+                chunk!(56, a3);
+            }
+        }
+        // The last, partial word: chunks past `cols` hold no bits; x is read with a masked load.
+        if full_words < wpr {
+            let word = *words.add(full_words);
+            let mut q = 0;
+            while full_words * 64 + q < cols {
+                let bits = ((word >> q) & lane_mask) as u32;
+                let c = full_words * 64 + q;
+                let v = V::expand::<S>(bits, vp.add(k), k + l <= nv);
+                let xv = S::load_n(xp.add(c), (cols - c).min(l));
+                a0 = S::fma(v, xv, a0);
+                k += bits.count_ones() as usize;
+                q += l;
+            }
+        }
+        *yi += S::hsum(S::add(S::add(a0, a1), S::add(a2, a3)));
+    }
+}
+
+per_isa! {
+    /// Bitmask/N:M SpMV over a block of rows (see [`spmv_rows_body`]).
+    pub(crate) fn spmv_rows<V: Val, R: RowStarts>(
+        mask: &[u64],
+        starts: &R,
+        r0: usize,
+        vals: &[V::Raw],
+        x: &[f32],
+        y: &mut [f32],
+    ) => spmv_rows_body
+}

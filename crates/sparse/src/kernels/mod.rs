@@ -1,0 +1,345 @@
+//! Products of a stored matrix with dense vectors and matrices.
+//!
+//! [`reference`] holds plain scalar loops, the ground truth of the property tests. The functions
+//! of this module are what the model calls; they dispatch to the fastest implementation for the
+//! running CPU ([`Isa::active`]: AVX-512, AVX2+FMA or portable) and split the rows over the rayon
+//! pool when the matrix is large enough to pay for it.
+//!
+//! | product | dense | CSR / COO | bitmask / N:M |
+//! | --- | --- | --- | --- |
+//! | `gemv` (decode) | [`dense`] streaming GEMV | [`csr`] gather SpMV | [`bitmask`] expand SpMV, [`nm`] 2:4 select |
+//! | `matmul` (prefill) | [`dense_mm`] (gemm crate) | [`spmm`] tiled Gustavson | [`spmm`] |
+//!
+//! The `*_isa` functions run one given ISA level (tests and benchmarks of every level); the others
+//! use [`Isa::active`].
+
+pub mod reference;
+
+pub(crate) mod bitmask;
+pub(crate) mod csr;
+pub(crate) mod dense;
+pub(crate) mod dense_mm;
+pub(crate) mod nm;
+pub mod simd;
+pub(crate) mod spmm;
+
+use rayon::prelude::*;
+
+pub use simd::Isa;
+
+use crate::matrix::PackedMatrix;
+use crate::values::{Indices, Values};
+use bitmask::{FixedStarts, OffsetStarts};
+use csr::{CooSpans, CsrSpans};
+use simd::{Bf16, F16, F32, U16, U32};
+
+/// Below this many bytes of matrix a product runs on the calling thread (the rayon fork/join
+/// costs a few microseconds, the time to stream ~100 KiB).
+const PAR_MIN_BYTES: usize = 192 * 1024;
+/// From this many bytes on, rows are split into 4 blocks per thread (work stealing evens out a
+/// thread slowed by other load).
+const PAR_FINE_BYTES: usize = 8 << 20;
+
+/// Runs `f(r0, y[r0..r1])` over blocks of rows (multiples of `align` rows except the last),
+/// in parallel when `bytes` (what the product reads) is large enough.
+fn par_rows<F>(y: &mut [f32], bytes: usize, align: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync,
+{
+    let rows = y.len();
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || bytes < PAR_MIN_BYTES || rows < 2 * align {
+        f(0, y);
+        return;
+    }
+    let blocks = if bytes >= PAR_FINE_BYTES {
+        4 * threads
+    } else {
+        threads
+    };
+    let chunk = rows.div_ceil(blocks).next_multiple_of(align);
+    y.par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(i, ys)| f(i * chunk, ys));
+}
+
+fn check_isa(isa: Isa) {
+    assert!(
+        isa.supported(),
+        "this CPU does not support the {isa} kernels (best: {})",
+        Isa::detect()
+    );
+}
+
+/// `y += W x`: `w (rows, cols)` dense f32 row-major, `x (cols)`, `y (rows)`.
+///
+/// # Panics
+/// If a buffer length disagrees with the shape.
+pub fn gemv_f32(w: &[f32], rows: usize, cols: usize, x: &[f32], y: &mut [f32]) {
+    gemv_f32_isa(Isa::active(), w, rows, cols, x, y);
+}
+
+/// [`gemv_f32`] with the kernels of `isa`.
+///
+/// # Panics
+/// If a buffer length disagrees with the shape, or the CPU lacks `isa`.
+pub fn gemv_f32_isa(isa: Isa, w: &[f32], rows: usize, cols: usize, x: &[f32], y: &mut [f32]) {
+    check_isa(isa);
+    assert_eq!(w.len(), rows * cols);
+    assert_eq!(x.len(), cols);
+    assert_eq!(y.len(), rows);
+    dense_gemv::<F32>(isa, w, cols, x, y);
+}
+
+fn dense_gemv<V: simd::Val>(isa: Isa, w: &[V::Raw], cols: usize, x: &[f32], y: &mut [f32]) {
+    let bytes = std::mem::size_of_val(w);
+    par_rows(y, bytes, 4, |r0, ys| {
+        let w = &w[r0 * cols..(r0 + ys.len()) * cols];
+        // SAFETY: `isa` passed `check_isa`; `w` holds exactly `ys.len()` rows of `cols = x.len()`.
+        unsafe { dense::gemv_rows::<V>(isa, w, x, ys) }
+    });
+}
+
+/// Dispatches on the value array: binds the type `$V` (a [`simd::Val`]) and the raw slice `$v`.
+macro_rules! with_values {
+    ($values:expr, $V:ident, $v:ident => $body:expr) => {
+        match $values {
+            Values::F32($v) => {
+                type $V = F32;
+                $body
+            }
+            Values::Bf16($v) => {
+                type $V = Bf16;
+                $body
+            }
+            Values::F16($v) => {
+                type $V = F16;
+                $body
+            }
+        }
+    };
+}
+
+/// Dispatches on an index array: binds the type `$I` (a [`simd::Idx`]) and the raw slice `$i`.
+macro_rules! with_indices {
+    ($indices:expr, $I:ident, $i:ident => $body:expr) => {
+        match $indices {
+            Indices::U16($i) => {
+                type $I = U16;
+                $body
+            }
+            Indices::U32($i) => {
+                type $I = U32;
+                $body
+            }
+        }
+    };
+}
+
+/// `y += W x` for any stored matrix with the active ISA.
+pub(crate) fn gemv(m: &PackedMatrix, x: &[f32], y: &mut [f32]) {
+    gemv_isa(Isa::active(), m, x, y);
+}
+
+/// `y += W x` with the kernels of `isa`.
+///
+/// # Panics
+/// If `x` or `y` has the wrong length, or the CPU lacks `isa`.
+pub fn gemv_isa(isa: Isa, m: &PackedMatrix, x: &[f32], y: &mut [f32]) {
+    check_isa(isa);
+    let (rows, cols) = m.shape();
+    assert_eq!(x.len(), cols, "gemv input length");
+    assert_eq!(y.len(), rows, "gemv output length");
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let bytes = m.nbytes();
+    match m {
+        PackedMatrix::Dense(d) => {
+            with_values!(d.values(), V, v => dense_gemv::<V>(isa, v, cols, x, y))
+        }
+        PackedMatrix::Csr(c) => {
+            let spans = CsrSpans(c.row_ptr());
+            with_values!(c.values(), V, v => with_indices!(c.col_idx(), I, idx =>
+                spmv_csr::<V, I, _>(isa, &spans, idx, v, x, y, bytes)))
+        }
+        PackedMatrix::Coo(c) => match c.row_idx() {
+            Indices::U16(rows_idx) => {
+                let spans = CooSpans(rows_idx.as_slice());
+                with_values!(c.values(), V, v => with_indices!(c.col_idx(), I, idx =>
+                    spmv_csr::<V, I, _>(isa, &spans, idx, v, x, y, bytes)))
+            }
+            Indices::U32(rows_idx) => {
+                let spans = CooSpans(rows_idx.as_slice());
+                with_values!(c.values(), V, v => with_indices!(c.col_idx(), I, idx =>
+                    spmv_csr::<V, I, _>(isa, &spans, idx, v, x, y, bytes)))
+            }
+        },
+        PackedMatrix::Bitmask(b) => {
+            let starts = OffsetStarts(b.row_ptr());
+            with_values!(b.values(), V, v => spmv_bitmask::<V, _>(isa, b.mask(), &starts, v, x, y, bytes))
+        }
+        PackedMatrix::Nm(n) if nm::fast24(n.keep(), n.m(), cols) => {
+            with_values!(n.values(), V, v => par_rows(y, bytes, 1, |r0, ys| {
+                // SAFETY: `isa` passed `check_isa`; `fast24` holds; `from_parts` validated that
+                // `vals` holds `rows × cols / 2` values and `idx` `rows × cols / 8` bytes, and
+                // `r0 + ys.len() <= rows`.
+                unsafe { nm::spmv24_rows::<V>(isa, v, n.indices(), r0, x, ys) }
+            }))
+        }
+        PackedMatrix::Nm(n) => {
+            let starts = FixedStarts((cols / n.m()) * n.keep());
+            with_values!(n.values(), V, v =>
+                spmv_bitmask::<V, _>(isa, n.mask_words(), &starts, v, x, y, bytes))
+        }
+    }
+}
+
+fn spmv_csr<V: simd::Val, I: simd::Idx, R: csr::RowSpans>(
+    isa: Isa,
+    spans: &R,
+    idx: &[I::Raw],
+    vals: &[V::Raw],
+    x: &[f32],
+    y: &mut [f32],
+    bytes: usize,
+) {
+    par_rows(y, bytes, 1, |r0, ys| {
+        // SAFETY: `isa` passed `check_isa`; the matrix passed `from_parts` (or was built by
+        // `from_dense`), so every row's span lies inside `idx`/`vals` and every column index is
+        // below `cols == x.len()`; `r0 + ys.len() <= rows`.
+        unsafe { csr::spmv_rows::<V, I, R>(isa, spans, r0, idx, vals, x, ys) }
+    });
+}
+
+fn spmv_bitmask<V: simd::Val, R: bitmask::RowStarts>(
+    isa: Isa,
+    mask: &[u64],
+    starts: &R,
+    vals: &[V::Raw],
+    x: &[f32],
+    y: &mut [f32],
+    bytes: usize,
+) {
+    par_rows(y, bytes, 1, |r0, ys| {
+        // SAFETY: `isa` passed `check_isa`; `from_parts` validated the mask length
+        // (`rows × ceil(cols / 64)` words), clear padding bits, and that each row's popcount
+        // matches its values from `starts.start(r)` on (for N:M, the derived mask has exactly
+        // `keep` bits per group); `r0 + ys.len() <= rows`.
+        unsafe { bitmask::spmv_rows::<V, R>(isa, mask, starts, r0, vals, x, ys) }
+    });
+}
+
+/// `y += x Wᵀ` with the active ISA: `x (batch, cols)`, `y (batch, rows)`.
+pub(crate) fn matmul(m: &PackedMatrix, x: &[f32], batch: usize, y: &mut [f32]) {
+    matmul_isa(Isa::active(), m, x, batch, y);
+}
+
+/// A raw output pointer shared by tasks that write disjoint elements.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: the pointer is only dereferenced by SpMM tasks, each writing a set of elements no other
+// task writes (see `matmul_isa`), while the owning `&mut [f32]` is borrowed for the whole call.
+unsafe impl Send for SharedOut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOut {}
+impl SharedOut {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+fn lanes(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 16,
+        _ => 8,
+    }
+}
+
+/// `y += x Wᵀ` with the kernels of `isa`.
+///
+/// # Panics
+/// If `x` or `y` has the wrong length, or the CPU lacks `isa`.
+pub fn matmul_isa(isa: Isa, m: &PackedMatrix, x: &[f32], batch: usize, y: &mut [f32]) {
+    check_isa(isa);
+    let (rows, cols) = m.shape();
+    assert_eq!(x.len(), batch * cols, "matmul input length");
+    assert_eq!(y.len(), batch * rows, "matmul output length");
+    if batch == 0 || rows == 0 || cols == 0 {
+        return;
+    }
+    if batch == 1 {
+        return gemv_isa(isa, m, x, y);
+    }
+    if let PackedMatrix::Dense(d) = m {
+        return dense_mm::matmul(d.values(), rows, cols, x, batch, y);
+    }
+    let tw = spmm::tile_width(lanes(isa), cols, batch);
+    let ntiles = batch.div_ceil(tw);
+    let mut xt = vec![0f32; ntiles * cols * tw];
+    let transpose =
+        |(t, tile): (usize, &mut [f32])| spmm::transpose_tile(x, batch, cols, t * tw, tw, tile);
+    if ntiles * cols * tw >= PAR_MIN_BYTES / 4 {
+        xt.par_chunks_mut(cols * tw).enumerate().for_each(transpose);
+    } else {
+        xt.chunks_mut(cols * tw).enumerate().for_each(transpose);
+    }
+    let nrb = rows.div_ceil(spmm::RB);
+    let out = SharedOut(y.as_mut_ptr());
+    let task = |i: usize| {
+        let (t, rb) = (i / nrb, i % nrb);
+        let r0 = rb * spmm::RB;
+        spmm::Task {
+            out: out.get(),
+            rows,
+            r0,
+            nr: spmm::RB.min(rows - r0),
+            b0: t * tw,
+            nb: tw.min(batch - t * tw),
+        }
+    };
+    let tile = |i: usize| &xt[(i / nrb) * cols * tw..(i / nrb + 1) * cols * tw];
+    let run = |f: &(dyn Fn(usize) + Sync)| {
+        if m.nbytes() * ntiles >= PAR_MIN_BYTES && rayon::current_num_threads() > 1 {
+            (0..ntiles * nrb).into_par_iter().for_each(f);
+        } else {
+            (0..ntiles * nrb).for_each(f);
+        }
+    };
+    // SAFETY (all tasks below): `isa` passed `check_isa`; the matrix passed `from_parts`
+    // validation (spans/popcounts inside the value and index arrays, indices and set bits below
+    // `cols`); each tile has `cols × tw` elements with `tw = NV × lanes(isa)`; task `i` writes
+    // exactly the elements `(b, r)` of `y` with `b` in its tile's `b0..b0 + nb` (< batch) and
+    // `r` in its `r0..r0 + nr` (< rows), and distinct tasks have distinct (tile, row block)
+    // pairs, so no element is written by two tasks; `y` stays mutably borrowed until they end.
+    match m {
+        PackedMatrix::Dense(_) => unreachable!(),
+        PackedMatrix::Csr(c) => {
+            let spans = CsrSpans(c.row_ptr());
+            with_values!(c.values(), V, v => with_indices!(c.col_idx(), I, idx =>
+                run(&|i| unsafe { spmm::csr_task::<V, I, _>(isa, &spans, idx, v, tile(i), tw, task(i)) })))
+        }
+        PackedMatrix::Coo(c) => match c.row_idx() {
+            Indices::U16(ri) => {
+                let spans = CooSpans(ri.as_slice());
+                with_values!(c.values(), V, v => with_indices!(c.col_idx(), I, idx =>
+                    run(&|i| unsafe { spmm::csr_task::<V, I, _>(isa, &spans, idx, v, tile(i), tw, task(i)) })))
+            }
+            Indices::U32(ri) => {
+                let spans = CooSpans(ri.as_slice());
+                with_values!(c.values(), V, v => with_indices!(c.col_idx(), I, idx =>
+                    run(&|i| unsafe { spmm::csr_task::<V, I, _>(isa, &spans, idx, v, tile(i), tw, task(i)) })))
+            }
+        },
+        PackedMatrix::Bitmask(b) => {
+            let starts = OffsetStarts(b.row_ptr());
+            with_values!(b.values(), V, v =>
+                run(&|i| unsafe { spmm::bitmask_task::<V, _>(isa, b.mask(), &starts, v, cols, tile(i), tw, task(i)) }))
+        }
+        PackedMatrix::Nm(n) => {
+            let starts = FixedStarts((cols / n.m()) * n.keep());
+            with_values!(n.values(), V, v =>
+                run(&|i| unsafe { spmm::bitmask_task::<V, _>(isa, n.mask_words(), &starts, v, cols, tile(i), tw, task(i)) }))
+        }
+    }
+}

@@ -16,23 +16,10 @@ each the best of `--repeat` runs), so prompt prefill is excluded on both sides.
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
-
-def load(model: str):
-    p = Path(model)
-    if p.suffix == ".gguf":
-        kw = dict(gguf_file=p.name)
-        src = str(p.parent)
-    else:
-        kw = {}
-        src = str(p)
-    tok = AutoTokenizer.from_pretrained(src, **kw)
-    lm = AutoModelForCausalLM.from_pretrained(src, torch_dtype=torch.float32, **kw).eval()
-    return tok, lm
+from torch_perplexity import load  # same directory: one loader for GGUF files and HF directories
 
 
 def timed_generate(lm, ids, n: int, repeat: int):

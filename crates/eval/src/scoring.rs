@@ -426,15 +426,11 @@ fn run_step(
     let mut runnable: Vec<&mut Job> = jobs.iter_mut().filter(|j| !j.tokens.is_empty()).collect();
     stats.tokens += runnable.iter().map(|j| j.tokens.len()).sum::<usize>();
     stats.steps += 1;
-    let dbg_t = Instant::now();
-    let dbg_jobs = runnable.len();
-    let dbg_tok: usize = runnable.iter().map(|j| j.tokens.len()).sum();
     let hidden = if runnable.is_empty() {
         Vec::new()
     } else {
         forward_lockstep(model, &mut runnable)?
     };
-    let dbg_body = dbg_t.elapsed().as_secs_f64();
     // Every scored row, stacked: (rows, hidden).
     let mut stacked: Vec<f32> = Vec::new();
     let mut targets: Vec<&[u32]> = Vec::new();
@@ -493,9 +489,6 @@ fn run_step(
         r0 = r1;
     }
     drop(targets);
-    if std::env::var_os("SECATEURS_EVAL_DEBUG").is_some() {
-        eprintln!("step: {dbg_jobs} jobs {dbg_tok} tokens body {dbg_body:.3}s head {n_rows} rows total {:.3}s", dbg_t.elapsed().as_secs_f64());
-    }
     let mut it = scored.into_iter();
     Ok(jobs
         .into_iter()

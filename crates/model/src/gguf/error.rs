@@ -42,8 +42,7 @@ pub enum GgufError {
     /// The file ended before a header field could be read completely.
     #[error(
         "{}: truncated file: {field} needs {needed} bytes at offset {offset} but the file is {file_size} bytes",
-        file.display()
-    )]
+        file.display(), field = one_line(field))]
     Truncated {
         /// Path of the file.
         file: PathBuf,
@@ -58,7 +57,7 @@ pub enum GgufError {
     },
 
     /// A header field holds a value that is not allowed by the format.
-    #[error("{}: invalid {field}: {reason}", file.display())]
+    #[error("{}: invalid {field}: {reason}", file.display(), field = one_line(field), reason = one_line(reason))]
     Invalid {
         /// Path of the file.
         file: PathBuf,
@@ -69,7 +68,7 @@ pub enum GgufError {
     },
 
     /// A metadata value has a type id that is not defined by the format.
-    #[error("{}: {field}: unknown metadata value type id {type_id}", file.display())]
+    #[error("{}: {field}: unknown metadata value type id {type_id}", file.display(), field = one_line(field))]
     UnknownValueType {
         /// Path of the file.
         file: PathBuf,
@@ -80,7 +79,7 @@ pub enum GgufError {
     },
 
     /// A tensor has a ggml type id that is not known.
-    #[error("{}: tensor '{tensor}': unknown ggml tensor type id {type_id}", file.display())]
+    #[error("{}: tensor '{tensor}': unknown ggml tensor type id {type_id}", file.display(), tensor = one_line(tensor))]
     UnknownTensorType {
         /// Path of the file.
         file: PathBuf,
@@ -93,8 +92,7 @@ pub enum GgufError {
     /// A tensor's ggml type is known but cannot be dequantized by this crate.
     #[error(
         "{}: tensor '{tensor}': tensor type {type_name} is not supported for dequantization",
-        file.display()
-    )]
+        file.display(), tensor = one_line(tensor), type_name = one_line(type_name))]
     UnsupportedTensorType {
         /// Path of the file.
         file: PathBuf,
@@ -107,8 +105,7 @@ pub enum GgufError {
     /// A tensor's data lies (partly) outside the file.
     #[error(
         "{}: tensor '{tensor}': data range {start}..{end} exceeds file size {file_size}",
-        file.display()
-    )]
+        file.display(), tensor = one_line(tensor))]
     TensorDataOutOfBounds {
         /// Path of the file.
         file: PathBuf,
@@ -123,7 +120,7 @@ pub enum GgufError {
     },
 
     /// The same metadata key or tensor name occurs twice.
-    #[error("{}: duplicate {what} '{name}'", file.display())]
+    #[error("{}: duplicate {what} '{name}'", file.display(), name = one_line(name))]
     Duplicate {
         /// Path of the file.
         file: PathBuf,
@@ -134,7 +131,7 @@ pub enum GgufError {
     },
 
     /// A required metadata key is absent.
-    #[error("{}: missing metadata key '{key}'", file.display())]
+    #[error("{}: missing metadata key '{key}'", file.display(), key = one_line(key))]
     MissingKey {
         /// Path of the file.
         file: PathBuf,
@@ -143,7 +140,7 @@ pub enum GgufError {
     },
 
     /// A metadata key holds a value of another type than requested.
-    #[error("{}: metadata key '{key}' has type {found}, expected {expected}", file.display())]
+    #[error("{}: metadata key '{key}' has type {found}, expected {expected}", file.display(), key = one_line(key), found = one_line(found))]
     WrongType {
         /// Path of the file.
         file: PathBuf,
@@ -156,7 +153,7 @@ pub enum GgufError {
     },
 
     /// No tensor with the requested name exists.
-    #[error("{}: no tensor named '{tensor}'", file.display())]
+    #[error("{}: no tensor named '{tensor}'", file.display(), tensor = one_line(tensor))]
     TensorNotFound {
         /// Path of the file.
         file: PathBuf,
@@ -165,7 +162,7 @@ pub enum GgufError {
     },
 
     /// The tokenizer described by the metadata is not supported.
-    #[error("{}: unsupported tokenizer: {what}", file.display())]
+    #[error("{}: unsupported tokenizer: {what}", file.display(), what = one_line(what))]
     UnsupportedTokenizer {
         /// Path of the file.
         file: PathBuf,
@@ -174,11 +171,26 @@ pub enum GgufError {
     },
 
     /// The tokenizer metadata is inconsistent or the tokenizer could not be built.
-    #[error("{}: cannot build tokenizer: {message}", file.display())]
+    #[error("{}: cannot build tokenizer: {message}", file.display(), message = one_line(message))]
     Tokenizer {
         /// Path of the file.
         file: PathBuf,
         /// Description of the problem.
         message: String,
     },
+}
+
+/// A name or message read from the file, on one line: control characters (a corrupted name may
+/// hold a newline) are written as escapes, everything else as is.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }

@@ -170,3 +170,37 @@ impl StorageArgs {
         )))
     }
 }
+
+/// `out` with `suffix` appended to its file name.
+pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "out".into());
+    out.with_file_name(format!("{name}{suffix}"))
+}
+
+/// Moves `tmp` to `out`, replacing an existing `out` only after the new one is complete (the old
+/// one is moved aside to `OUT.old` first, so a failure never leaves neither).
+///
+/// # Errors
+/// A rename or removal that fails, naming the path.
+pub fn replace_dir(tmp: &Path, out: &Path) -> Result<()> {
+    if out.exists() {
+        let old = sibling(out, ".old");
+        if old.exists() {
+            std::fs::remove_dir_all(&old)
+                .with_context(|| format!("{}: cannot remove", old.display()))?;
+        }
+        std::fs::rename(out, &old)
+            .with_context(|| format!("{}: cannot move aside", out.display()))?;
+        std::fs::rename(tmp, out)
+            .with_context(|| format!("{}: cannot rename into place", out.display()))?;
+        std::fs::remove_dir_all(&old)
+            .with_context(|| format!("{}: cannot remove", old.display()))?;
+    } else {
+        std::fs::rename(tmp, out)
+            .with_context(|| format!("{}: cannot rename into place", out.display()))?;
+    }
+    Ok(())
+}

@@ -165,28 +165,115 @@ struct Case {
     nm_spmm_s: Option<f64>,
 }
 
-impl Case {
-    /// The fastest sparse SpMV and its format.
-    fn best_spmv(&self) -> (&'static str, f64) {
-        let mut best = ("csr", self.csr_spmv_s);
-        if self.bitmask_spmv_s < best.1 {
-            best = ("bitmask", self.bitmask_spmv_s);
+/// The two products of the experiment.
+#[derive(Clone, Copy)]
+enum Product {
+    /// Matrix × one vector (decode).
+    Spmv,
+    /// Matrix × `--columns` vectors (prefill).
+    Spmm,
+}
+
+impl Product {
+    /// The reference script's keys for its CSR and dense times of this product.
+    fn reference_keys(self) -> (&'static str, &'static str) {
+        match self {
+            Product::Spmv => ("csr_spmv_s", "dense_gemv_s"),
+            Product::Spmm => ("csr_spmm_s", "dense_gemm_s"),
         }
-        if let Some(t) = self.nm_spmv_s.filter(|&t| t < best.1) {
+    }
+}
+
+/// Our times of one product: dense, CSR, bitmask and (2:4 matrices) N:M.
+struct Times {
+    dense: f64,
+    csr: f64,
+    bitmask: f64,
+    nm: Option<f64>,
+}
+
+impl Times {
+    /// The fastest sparse time and its format.
+    fn best(&self) -> (&'static str, f64) {
+        let mut best = ("csr", self.csr);
+        if self.bitmask < best.1 {
+            best = ("bitmask", self.bitmask);
+        }
+        if let Some(t) = self.nm.filter(|&t| t < best.1) {
             best = ("2:4", t);
         }
         best
     }
+}
 
-    fn best_spmm(&self) -> (&'static str, f64) {
-        let mut best = ("csr", self.csr_spmm_s);
-        if self.bitmask_spmm_s < best.1 {
-            best = ("bitmask", self.bitmask_spmm_s);
+impl Case {
+    /// Our times of `product`.
+    fn times(&self, product: Product) -> Times {
+        match product {
+            Product::Spmv => Times {
+                dense: self.dense_gemv_s,
+                csr: self.csr_spmv_s,
+                bitmask: self.bitmask_spmv_s,
+                nm: self.nm_spmv_s,
+            },
+            Product::Spmm => Times {
+                dense: self.dense_gemm_s,
+                csr: self.csr_spmm_s,
+                bitmask: self.bitmask_spmm_s,
+                nm: self.nm_spmm_s,
+            },
         }
-        if let Some(t) = self.nm_spmm_s.filter(|&t| t < best.1) {
-            best = ("2:4", t);
-        }
-        best
+    }
+
+    /// Dense time over the fastest sparse time of `product` (> 1: sparse wins).
+    fn sparse_over_dense(&self, product: Product) -> f64 {
+        let t = self.times(product);
+        t.dense / t.best().1
+    }
+}
+
+/// Prints one table of the experiment: our times and the reference's, side by side.
+fn print_table(
+    title: &str,
+    product: Product,
+    cases: &[Case],
+    ref_t: &dyn Fn(&Case, &str) -> Option<f64>,
+) {
+    let (ref_csr, ref_dense) = product.reference_keys();
+    println!("{title}");
+    println!(
+        "{:>5} {:>8} {:>9} {:>9} {:>9} {:>9} {:>14} {:>9} {:>9} {:>11}",
+        "n",
+        "sparsity",
+        "dense",
+        "csr",
+        "bitmask",
+        "2:4",
+        "sparse/dense",
+        "scipy",
+        "numpy",
+        "csr/scipy"
+    );
+    for c in cases {
+        let t = c.times(product);
+        let (fmt, best) = t.best();
+        println!(
+            "{:>5} {:>8} {:>9} {:>9} {:>9} {:>9} {:>14} {:>9} {:>9} {:>11}",
+            c.n,
+            if c.pattern == "2:4" {
+                "2:4".to_string()
+            } else {
+                format!("{:.2}", c.sparsity)
+            },
+            ms(t.dense),
+            ms(t.csr),
+            ms(t.bitmask),
+            opt_ms(t.nm),
+            format!("{:.2}x {fmt}", t.dense / best),
+            opt_ms(ref_t(c, ref_csr)),
+            opt_ms(ref_t(c, ref_dense)),
+            ratio(ref_t(c, ref_csr), Some(t.csr)),
+        );
     }
 }
 
@@ -405,8 +492,8 @@ pub fn run(a: KernelsBenchArgs) -> Result<()> {
                 json!({
                     "secateurs": c,
                     "scipy": reference_for(reference.as_ref(), c),
-                    "spmv_sparse_over_dense": c.dense_gemv_s / c.best_spmv().1,
-                    "spmm_sparse_over_dense": c.dense_gemm_s / c.best_spmm().1,
+                    "spmv_sparse_over_dense": c.sparse_over_dense(Product::Spmv),
+                    "spmm_sparse_over_dense": c.sparse_over_dense(Product::Spmm),
                     "csr_spmv_ours_over_scipy": ref_t(c, "csr_spmv_s").map(|t| t / c.csr_spmv_s),
                     "csr_spmm_ours_over_scipy": ref_t(c, "csr_spmm_s").map(|t| t / c.csr_spmm_s),
                 })
@@ -443,95 +530,39 @@ pub fn run(a: KernelsBenchArgs) -> Result<()> {
     }
     println!("ratios: sparse/dense = our dense time / our best sparse time (> 1: sparse wins); ours/scipy = scipy time / our time");
     println!();
-    println!("SpMV (decode: W x, one vector)");
-    println!(
-        "{:>5} {:>8} {:>9} {:>9} {:>9} {:>9} {:>14} {:>9} {:>9} {:>11}",
-        "n",
-        "sparsity",
-        "dense",
-        "csr",
-        "bitmask",
-        "2:4",
-        "sparse/dense",
-        "scipy",
-        "numpy",
-        "csr/scipy"
+    print_table(
+        "SpMV (decode: W x, one vector)",
+        Product::Spmv,
+        &cases,
+        &ref_t,
     );
-    for c in &cases {
-        let (fmt, best) = c.best_spmv();
-        println!(
-            "{:>5} {:>8} {:>9} {:>9} {:>9} {:>9} {:>14} {:>9} {:>9} {:>11}",
-            c.n,
-            if c.pattern == "2:4" {
-                "2:4".to_string()
-            } else {
-                format!("{:.2}", c.sparsity)
-            },
-            ms(c.dense_gemv_s),
-            ms(c.csr_spmv_s),
-            ms(c.bitmask_spmv_s),
-            opt_ms(c.nm_spmv_s),
-            format!("{:.2}x {fmt}", c.dense_gemv_s / best),
-            opt_ms(ref_t(c, "csr_spmv_s")),
-            opt_ms(ref_t(c, "dense_gemv_s")),
-            ratio(ref_t(c, "csr_spmv_s"), Some(c.csr_spmv_s)),
-        );
-    }
     println!();
-    println!("SpMM (prefill: W X, {} columns)", a.columns);
-    println!(
-        "{:>5} {:>8} {:>9} {:>9} {:>9} {:>9} {:>14} {:>9} {:>9} {:>11}",
-        "n",
-        "sparsity",
-        "dense",
-        "csr",
-        "bitmask",
-        "2:4",
-        "sparse/dense",
-        "scipy",
-        "numpy",
-        "csr/scipy"
+    print_table(
+        &format!("SpMM (prefill: W X, {} columns)", a.columns),
+        Product::Spmm,
+        &cases,
+        &ref_t,
     );
-    for c in &cases {
-        let (fmt, best) = c.best_spmm();
-        println!(
-            "{:>5} {:>8} {:>9} {:>9} {:>9} {:>9} {:>14} {:>9} {:>9} {:>11}",
-            c.n,
-            if c.pattern == "2:4" {
-                "2:4".to_string()
-            } else {
-                format!("{:.2}", c.sparsity)
-            },
-            ms(c.dense_gemm_s),
-            ms(c.csr_spmm_s),
-            ms(c.bitmask_spmm_s),
-            opt_ms(c.nm_spmm_s),
-            format!("{:.2}x {fmt}", c.dense_gemm_s / best),
-            opt_ms(ref_t(c, "csr_spmm_s")),
-            opt_ms(ref_t(c, "dense_gemm_s")),
-            ratio(ref_t(c, "csr_spmm_s"), Some(c.csr_spmm_s)),
-        );
-    }
     println!();
     for &n in &a.sizes {
         let random: Vec<&Case> = cases
             .iter()
             .filter(|c| c.n == n && c.pattern == "random")
             .collect();
-        let over = |pick: &dyn Fn(&Case) -> (f64, f64)| {
+        let over = |product: Product| {
             random
                 .iter()
                 .find(|c| {
-                    let (d, s) = pick(c);
-                    s < d
+                    let t = c.times(product);
+                    t.best().1 < t.dense
                 })
                 .map(|c| format!("from sparsity {:.2}", c.sparsity))
                 .unwrap_or_else(|| "at none of the sparsities".into())
         };
         println!(
             "n = {n}: sparse overtakes our dense SpMV {}, SpMM {}",
-            over(&|c| (c.dense_gemv_s, c.best_spmv().1)),
-            over(&|c| (c.dense_gemm_s, c.best_spmm().1)),
+            over(Product::Spmv),
+            over(Product::Spmm),
         );
     }
     Ok(())

@@ -60,15 +60,6 @@ pub struct Args {
     json: bool,
 }
 
-/// `out` with `suffix` appended to its file name.
-pub(crate) fn sibling(out: &Path, suffix: &str) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "out".into());
-    out.with_file_name(format!("{name}{suffix}"))
-}
-
 /// Creates an empty `OUT.tmp`, refusing an output that is (or contains) the input, or that
 /// exists unless `overwrite`.
 pub(crate) fn fresh_tmp(input: &Path, out: &Path, overwrite: bool) -> Result<PathBuf> {
@@ -86,34 +77,13 @@ pub(crate) fn fresh_tmp(input: &Path, out: &Path, overwrite: bool) -> Result<Pat
             );
         }
     }
-    let tmp = sibling(out, ".tmp");
+    let tmp = common::sibling(out, ".tmp");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)
             .with_context(|| format!("{}: cannot remove stale temp dir", tmp.display()))?;
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
     Ok(tmp)
-}
-
-/// Moves `tmp` to `out`, replacing an existing `out` only after the new one is complete.
-pub(crate) fn replace_dir(tmp: &Path, out: &Path) -> Result<()> {
-    if out.exists() {
-        let old = sibling(out, ".old");
-        if old.exists() {
-            std::fs::remove_dir_all(&old)
-                .with_context(|| format!("{}: cannot remove", old.display()))?;
-        }
-        std::fs::rename(out, &old)
-            .with_context(|| format!("{}: cannot move aside", out.display()))?;
-        std::fs::rename(tmp, out)
-            .with_context(|| format!("{}: cannot rename into place", out.display()))?;
-        std::fs::remove_dir_all(&old)
-            .with_context(|| format!("{}: cannot remove", old.display()))?;
-    } else {
-        std::fs::rename(tmp, out)
-            .with_context(|| format!("{}: cannot rename into place", out.display()))?;
-    }
-    Ok(())
 }
 
 /// Whether a file in a model directory holds weights (not copied beside the compressed ones).
@@ -246,7 +216,7 @@ pub fn run(a: Args) -> Result<()> {
             return Err(e);
         }
     };
-    replace_dir(&tmp, &a.out)?;
+    common::replace_dir(&tmp, &a.out)?;
     print_report(&a, &path, &report, t0.elapsed().as_secs_f64())
 }
 

@@ -11,7 +11,7 @@ use secateurs_model::compressed::{self, CompressedSource};
 use secateurs_model::weights::WeightSource;
 use serde_json::json;
 
-use crate::cmd::compress::{copy_side_files, fresh_tmp, replace_dir};
+use crate::cmd::compress::{copy_side_files, fresh_tmp};
 use crate::common;
 
 /// Arguments of `secateurs decompress`.
@@ -71,7 +71,7 @@ pub fn run(a: Args) -> Result<()> {
             return Err(e);
         }
     };
-    replace_dir(&tmp, &a.out)?;
+    common::replace_dir(&tmp, &a.out)?;
     let bytes = std::fs::metadata(a.out.join(compressed::FILE_NAME))
         .map(|m| m.len())
         .unwrap_or(0);

@@ -298,7 +298,7 @@ pub fn run(a: Args) -> Result<()> {
 
     // Export to a temporary directory beside --out, then rename into place.
     let t = Instant::now();
-    let tmp = sibling(&out, ".tmp");
+    let tmp = common::sibling(&out, ".tmp");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)
             .with_context(|| format!("{}: cannot remove stale temp dir", tmp.display()))?;
@@ -329,7 +329,7 @@ pub fn run(a: Args) -> Result<()> {
     let report_text = serde_json::to_string_pretty(&report)?;
     std::fs::write(tmp.join("prune_report.json"), &report_text)
         .with_context(|| format!("{}: cannot write prune_report.json", tmp.display()))?;
-    replace_dir(&tmp, &out)?;
+    common::replace_dir(&tmp, &out)?;
     checkpoint.remove()?;
 
     if a.json {
@@ -368,35 +368,6 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-fn sibling(out: &Path, suffix: &str) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "out".into());
-    out.with_file_name(format!("{name}{suffix}"))
-}
-
 fn partial_dir(out: &Path) -> PathBuf {
-    sibling(out, ".partial")
-}
-
-/// Moves `tmp` to `out`, replacing an existing `out` only after the new one is complete.
-fn replace_dir(tmp: &Path, out: &Path) -> Result<()> {
-    if out.exists() {
-        let old = sibling(out, ".old");
-        if old.exists() {
-            std::fs::remove_dir_all(&old)
-                .with_context(|| format!("{}: cannot remove", old.display()))?;
-        }
-        std::fs::rename(out, &old)
-            .with_context(|| format!("{}: cannot move aside", out.display()))?;
-        std::fs::rename(tmp, out)
-            .with_context(|| format!("{}: cannot rename into place", out.display()))?;
-        std::fs::remove_dir_all(&old)
-            .with_context(|| format!("{}: cannot remove", old.display()))?;
-    } else {
-        std::fs::rename(tmp, out)
-            .with_context(|| format!("{}: cannot rename into place", out.display()))?;
-    }
-    Ok(())
+    common::sibling(out, ".partial")
 }

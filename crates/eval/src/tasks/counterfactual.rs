@@ -31,10 +31,7 @@ use secateurs_data::Cache;
 
 use super::bigbench::{self, Conflict};
 use super::facts_nq::question_text;
-use super::{
-    effective_limit, rng, split_demos, BuildOptions, Family, Item, ItemKind, Prefix, TaskData,
-    TaskInfo,
-};
+use super::{few_shot, BuildOptions, Family, Item, ItemKind, TaskData, TaskInfo};
 use crate::error::EvalError;
 
 /// Registry entry.
@@ -74,24 +71,18 @@ fn build(cache: &Cache, opts: &BuildOptions, info: &TaskInfo) -> Result<TaskData
 }
 
 pub(crate) fn build_from(
-    mut pool: Vec<Conflict>,
+    pool: Vec<Conflict>,
     opts: &BuildOptions,
     info: &TaskInfo,
 ) -> Result<TaskData, EvalError> {
-    let mut rng = rng(opts, info);
-    rng.shuffle(&mut pool);
-    let shots = opts.shots.unwrap_or(DEFAULT_SHOTS);
-    let (demos, mut rest) = split_demos(pool, shots);
-    let mut text = INSTRUCTION.to_string();
-    for d in &demos {
-        text.push_str(&format!("{} {}\n\n", block(d), d.substituted));
-    }
-    let available = rest.len();
-    rest.truncate(effective_limit(opts, info, available));
-    let items = rest
-        .into_iter()
-        .enumerate()
-        .map(|(n, c)| Item {
+    Ok(few_shot(
+        pool,
+        opts,
+        info,
+        DEFAULT_SHOTS,
+        INSTRUCTION,
+        |d| format!("{} {}\n\n", block(d), d.substituted),
+        |n, c| Item {
             id: format!("conflict:{}", c.index),
             prefix: Some(0),
             prompt: block(&c),
@@ -102,14 +93,6 @@ pub(crate) fn build_from(
                 memory: vec![c.original],
                 max_new: MAX_NEW,
             },
-        })
-        .collect();
-    Ok(TaskData {
-        info: *info,
-        prefixes: vec![Prefix { parent: None, text }],
-        items,
-        available,
-        shots,
-        seed: opts.seed,
-    })
+        },
+    ))
 }

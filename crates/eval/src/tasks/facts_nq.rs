@@ -25,10 +25,7 @@ use std::collections::HashSet;
 use secateurs_data::Cache;
 
 use super::bigbench::{self, Conflict};
-use super::{
-    effective_limit, rng, split_demos, BuildOptions, Family, Item, ItemKind, Prefix, TaskData,
-    TaskInfo,
-};
+use super::{few_shot, BuildOptions, Family, Item, ItemKind, TaskData, TaskInfo};
 use crate::error::EvalError;
 
 /// Registry entry.
@@ -71,24 +68,18 @@ fn build(cache: &Cache, opts: &BuildOptions, info: &TaskInfo) -> Result<TaskData
 }
 
 pub(crate) fn build_from(
-    mut pool: Vec<Conflict>,
+    pool: Vec<Conflict>,
     opts: &BuildOptions,
     info: &TaskInfo,
 ) -> Result<TaskData, EvalError> {
-    let mut rng = rng(opts, info);
-    rng.shuffle(&mut pool);
-    let shots = opts.shots.unwrap_or(DEFAULT_SHOTS);
-    let (demos, mut rest) = split_demos(pool, shots);
-    let text: String = demos
-        .iter()
-        .map(|c| format!("Q: {}\nA: {}\n\n", question_text(&c.question), c.original))
-        .collect();
-    let available = rest.len();
-    rest.truncate(effective_limit(opts, info, available));
-    let items = rest
-        .into_iter()
-        .enumerate()
-        .map(|(n, c)| Item {
+    Ok(few_shot(
+        pool,
+        opts,
+        info,
+        DEFAULT_SHOTS,
+        "",
+        |c| format!("Q: {}\nA: {}\n\n", question_text(&c.question), c.original),
+        |n, c| Item {
             id: format!("nq:{}", c.index),
             prefix: Some(0),
             prompt: format!("Q: {}\nA:", question_text(&c.question)),
@@ -99,14 +90,6 @@ pub(crate) fn build_from(
                 memory: Vec::new(),
                 max_new: MAX_NEW,
             },
-        })
-        .collect();
-    Ok(TaskData {
-        info: *info,
-        prefixes: vec![Prefix { parent: None, text }],
-        items,
-        available,
-        shots,
-        seed: opts.seed,
-    })
+        },
+    ))
 }

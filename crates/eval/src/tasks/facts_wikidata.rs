@@ -32,8 +32,7 @@ use secateurs_data::Cache;
 
 use super::popularity::{count_mentions, mentions, wikipedia_paragraphs};
 use super::{
-    bigbench, effective_limit, one_line, rng, split_demos, BuildOptions, Family, Item, ItemKind,
-    Prefix, TaskData, TaskInfo,
+    bigbench, few_shot, one_line, BuildOptions, Family, Item, ItemKind, TaskData, TaskInfo,
 };
 use crate::error::EvalError;
 
@@ -204,24 +203,18 @@ fn build(cache: &Cache, opts: &BuildOptions, info: &TaskInfo) -> Result<TaskData
 }
 
 pub(crate) fn build_from(
-    mut known: Vec<Fact>,
+    known: Vec<Fact>,
     opts: &BuildOptions,
     info: &TaskInfo,
 ) -> Result<TaskData, EvalError> {
-    let mut rng = rng(opts, info);
-    rng.shuffle(&mut known);
-    let shots = opts.shots.unwrap_or(DEFAULT_SHOTS);
-    let (demos, mut rest) = split_demos(known, shots);
-    let text: String = demos
-        .iter()
-        .map(|f| format!("{} {}\n", f.prompt, f.answers[0]))
-        .collect();
-    let available = rest.len();
-    rest.truncate(effective_limit(opts, info, available));
-    let items = rest
-        .into_iter()
-        .enumerate()
-        .map(|(n, f)| Item {
+    Ok(few_shot(
+        known,
+        opts,
+        info,
+        DEFAULT_SHOTS,
+        "",
+        |f| format!("{} {}\n", f.prompt, f.answers[0]),
+        |n, f| Item {
             id: f.prompt.clone(),
             prefix: Some(0),
             prompt: f.prompt,
@@ -232,16 +225,8 @@ pub(crate) fn build_from(
                 memory: Vec::new(),
                 max_new: MAX_NEW,
             },
-        })
-        .collect();
-    Ok(TaskData {
-        info: *info,
-        prefixes: vec![Prefix { parent: None, text }],
-        items,
-        available,
-        shots,
-        seed: opts.seed,
-    })
+        },
+    ))
 }
 
 #[cfg(test)]

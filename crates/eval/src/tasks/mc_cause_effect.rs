@@ -19,9 +19,7 @@
 
 use secateurs_data::Cache;
 
-use super::{
-    bigbench, effective_limit, rng, BuildOptions, Family, Item, ItemKind, TaskData, TaskInfo,
-};
+use super::{bigbench, rng, zero_shot, BuildOptions, Family, Item, ItemKind, TaskData, TaskInfo};
 use crate::error::EvalError;
 
 /// Registry entry.
@@ -63,13 +61,12 @@ fn build(cache: &Cache, opts: &BuildOptions, info: &TaskInfo) -> Result<TaskData
             pool.push((sub, prompt, choices, gold));
         }
     }
-    rng.shuffle(&mut pool);
-    let available = pool.len();
-    pool.truncate(effective_limit(opts, info, available));
-    let items = pool
-        .into_iter()
-        .enumerate()
-        .map(|(n, (sub, prompt, choices, gold))| Item {
+    Ok(zero_shot(
+        pool,
+        &mut rng,
+        opts,
+        info,
+        |n, (sub, prompt, choices, gold)| Item {
             id: format!("{sub}:{n}"),
             prefix: None,
             prompt,
@@ -79,14 +76,6 @@ fn build(cache: &Cache, opts: &BuildOptions, info: &TaskInfo) -> Result<TaskData
                 choices: choices.iter().map(|c| format!(" {}", c.trim())).collect(),
                 gold,
             },
-        })
-        .collect();
-    Ok(TaskData {
-        info: *info,
-        prefixes: Vec::new(),
-        items,
-        available,
-        shots: 0,
-        seed: opts.seed,
-    })
+        },
+    ))
 }

@@ -19,9 +19,7 @@
 
 use secateurs_data::Cache;
 
-use super::{
-    bigbench, effective_limit, rng, BuildOptions, Family, Item, ItemKind, TaskData, TaskInfo,
-};
+use super::{bigbench, rng, zero_shot, BuildOptions, Family, Item, ItemKind, TaskData, TaskInfo};
 use crate::error::EvalError;
 
 /// Registry entry.
@@ -101,13 +99,12 @@ fn build(cache: &Cache, opts: &BuildOptions, info: &TaskInfo) -> Result<TaskData
         });
     }
     let mut rng = rng(opts, info);
-    rng.shuffle(&mut pool);
-    let available = pool.len();
-    pool.truncate(effective_limit(opts, info, available));
-    let items = pool
-        .into_iter()
-        .enumerate()
-        .map(|(n, (group, q, choices, gold))| Item {
+    Ok(zero_shot(
+        pool,
+        &mut rng,
+        opts,
+        info,
+        |n, (group, q, choices, gold)| Item {
             id: format!("{group}:{n}"),
             prefix: None,
             prompt: format!(
@@ -123,16 +120,8 @@ fn build(cache: &Cache, opts: &BuildOptions, info: &TaskInfo) -> Result<TaskData
                     .collect(),
                 gold,
             },
-        })
-        .collect();
-    Ok(TaskData {
-        info: *info,
-        prefixes: Vec::new(),
-        items,
-        available,
-        shots: 0,
-        seed: opts.seed,
-    })
+        },
+    ))
 }
 
 #[cfg(test)]

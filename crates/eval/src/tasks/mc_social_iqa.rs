@@ -14,9 +14,7 @@
 
 use secateurs_data::Cache;
 
-use super::{
-    bigbench, effective_limit, rng, BuildOptions, Family, Item, ItemKind, TaskData, TaskInfo,
-};
+use super::{bigbench, rng, zero_shot, BuildOptions, Family, Item, ItemKind, TaskData, TaskInfo};
 use crate::error::EvalError;
 
 /// Registry entry.
@@ -30,15 +28,14 @@ pub const INFO: TaskInfo = TaskInfo {
 };
 
 fn build(cache: &Cache, opts: &BuildOptions, info: &TaskInfo) -> Result<TaskData, EvalError> {
-    let mut pool = bigbench::multiple_choice(cache, "social_iqa")?;
+    let pool = bigbench::multiple_choice(cache, "social_iqa")?;
     let mut rng = rng(opts, info);
-    rng.shuffle(&mut pool);
-    let available = pool.len();
-    pool.truncate(effective_limit(opts, info, available));
-    let items = pool
-        .into_iter()
-        .enumerate()
-        .map(|(n, (input, choices, gold))| Item {
+    Ok(zero_shot(
+        pool,
+        &mut rng,
+        opts,
+        info,
+        |n, (input, choices, gold)| Item {
             id: format!("social_iqa:{n}"),
             prefix: None,
             prompt: format!(
@@ -51,14 +48,6 @@ fn build(cache: &Cache, opts: &BuildOptions, info: &TaskInfo) -> Result<TaskData
                 choices: choices.iter().map(|c| format!(" {}", c.trim())).collect(),
                 gold,
             },
-        })
-        .collect();
-    Ok(TaskData {
-        info: *info,
-        prefixes: Vec::new(),
-        items,
-        available,
-        shots: 0,
-        seed: opts.seed,
-    })
+        },
+    ))
 }

@@ -14,9 +14,7 @@
 
 use secateurs_data::Cache;
 
-use super::{
-    bigbench, effective_limit, rng, BuildOptions, Family, Item, ItemKind, TaskData, TaskInfo,
-};
+use super::{bigbench, rng, zero_shot, BuildOptions, Family, Item, ItemKind, TaskData, TaskInfo};
 use crate::error::EvalError;
 
 /// Registry entry.
@@ -42,13 +40,12 @@ fn build(cache: &Cache, opts: &BuildOptions, info: &TaskInfo) -> Result<TaskData
         }
     }
     let mut rng = rng(opts, info);
-    rng.shuffle(&mut pool);
-    let available = pool.len();
-    pool.truncate(effective_limit(opts, info, available));
-    let items = pool
-        .into_iter()
-        .enumerate()
-        .map(|(n, (sub, input, choices, gold))| Item {
+    Ok(zero_shot(
+        pool,
+        &mut rng,
+        opts,
+        info,
+        |n, (sub, input, choices, gold)| Item {
             id: format!("{sub}:{n}"),
             prefix: None,
             prompt: input.split_whitespace().collect::<Vec<_>>().join(" "),
@@ -58,14 +55,6 @@ fn build(cache: &Cache, opts: &BuildOptions, info: &TaskInfo) -> Result<TaskData
                 choices: choices.iter().map(|c| format!(" {}", c.trim())).collect(),
                 gold,
             },
-        })
-        .collect();
-    Ok(TaskData {
-        info: *info,
-        prefixes: Vec::new(),
-        items,
-        available,
-        shots: 0,
-        seed: opts.seed,
-    })
+        },
+    ))
 }

@@ -325,6 +325,69 @@ pub(crate) fn split_demos<T>(mut pool: Vec<T>, k: usize) -> (Vec<T>, Vec<T>) {
     (pool, rest)
 }
 
+/// A few-shot task over a pool of examples: the pool is shuffled by the task's seed, the first
+/// `shots` (option, else `default_shots`) become one shared prefix (`header`, then `demo(d)` for
+/// each), and the rest, up to the limit, become the items (`item(n, x)` for the n-th, which
+/// continues prefix 0).
+pub(crate) fn few_shot<T>(
+    mut pool: Vec<T>,
+    opts: &BuildOptions,
+    info: &TaskInfo,
+    default_shots: usize,
+    header: &str,
+    demo: impl Fn(&T) -> String,
+    item: impl Fn(usize, T) -> Item,
+) -> TaskData {
+    rng(opts, info).shuffle(&mut pool);
+    let shots = opts.shots.unwrap_or(default_shots);
+    let (demos, mut rest) = split_demos(pool, shots);
+    let mut text = header.to_string();
+    for d in &demos {
+        text.push_str(&demo(d));
+    }
+    let available = rest.len();
+    rest.truncate(effective_limit(opts, info, available));
+    let items = rest
+        .into_iter()
+        .enumerate()
+        .map(|(n, x)| item(n, x))
+        .collect();
+    TaskData {
+        info: *info,
+        prefixes: vec![Prefix { parent: None, text }],
+        items,
+        available,
+        shots,
+        seed: opts.seed,
+    }
+}
+
+/// A zero-shot task over a pool of examples: the pool is shuffled with `rng` and cut to the
+/// limit, and the n-th example becomes `item(n, x)` (no shared prefix).
+pub(crate) fn zero_shot<T>(
+    mut pool: Vec<T>,
+    rng: &mut Rng,
+    opts: &BuildOptions,
+    info: &TaskInfo,
+    item: impl Fn(usize, T) -> Item,
+) -> TaskData {
+    rng.shuffle(&mut pool);
+    let available = pool.len();
+    pool.truncate(effective_limit(opts, info, available));
+    TaskData {
+        info: *info,
+        prefixes: Vec::new(),
+        items: pool
+            .into_iter()
+            .enumerate()
+            .map(|(n, x)| item(n, x))
+            .collect(),
+        available,
+        shots: 0,
+        seed: opts.seed,
+    }
+}
+
 /// Whether a string is usable as a one-line answer or prompt fragment.
 pub(crate) fn one_line(s: &str) -> bool {
     !s.trim().is_empty() && !s.contains('\n')

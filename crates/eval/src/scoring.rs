@@ -25,7 +25,7 @@
 use std::time::Instant;
 
 use rayon::prelude::*;
-use secateurs_model::arch::{LayerKvCache, NoObserver};
+use secateurs_model::arch::{LayerKvCache, SeqPart};
 use secateurs_model::model::{argmax, CausalLm};
 use secateurs_model::ops::{log_sum_exp, Matrix};
 use secateurs_model::tokenizer::Tokenizer;
@@ -39,6 +39,11 @@ const WINDOW: usize = 48;
 /// Upper bound on the positions held in the KV caches of the items in flight (each position
 /// costs `layers × 2 × kv_width × 4` bytes: 46 KB for the default model).
 const CACHE_BUDGET: usize = 12_288;
+/// Rows stacked into one pass through a decoder layer: enough for the linear layers to run as
+/// efficient matrix products, few enough that the layer's activations stay in cache.
+const GROUP_ROWS: usize = 512;
+/// Jobs of at least this many tokens run on their own (see [`forward_lockstep`]).
+const LONG_JOB: usize = 48;
 /// Rows of the vocabulary head computed together (`(256, vocab)` logits: 50 MB at 49k).
 const HEAD_CHUNK: usize = 256;
 
@@ -389,31 +394,85 @@ struct JobOut {
 }
 
 /// Runs the decoder layers for all jobs in lockstep and returns each job's final-normed hidden
-/// states `(tokens, hidden)`.
+/// states `(tokens, hidden)`; every job passes layer *i* before any reaches layer *i + 1*, so a
+/// layer's weights are read from memory once per step.
+///
+/// Short jobs (decode steps, choice continuations) are stacked into groups of up to
+/// [`GROUP_ROWS`] rows, so that each linear layer runs once per group as a matrix product over
+/// all of their rows ([`secateurs_model::arch::DecoderLayer::forward_batch`]; attention stays
+/// per job). Long jobs (prompts) are already matrix products: they run side by side, one per
+/// thread, which also spreads their norms and activations over the threads.
 fn forward_lockstep(model: &CausalLm, jobs: &mut [&mut Job]) -> Result<Vec<Matrix>, ModelError> {
-    if jobs.len() == 1 {
-        // One job: let the linear layers use every thread.
-        let j = &mut jobs[0];
-        return Ok(vec![model.forward_hidden(
-            &j.tokens,
-            j.start,
-            Some(&mut j.cache),
-        )?]);
-    }
     let arch = &model.arch;
-    let mut xs: Vec<Matrix> = jobs
-        .par_iter()
-        .map(|j| arch.embed(&j.tokens, j.start)) // (tokens, hidden)
-        .collect::<Result<_, _>>()?;
-    for (li, layer) in arch.layers().iter().enumerate() {
-        xs.par_iter_mut().zip(jobs.par_iter_mut()).try_for_each(
-            |(x, j)| -> Result<(), ModelError> {
-                *x = layer.forward(x, j.start, Some(&mut j.cache[li]), &mut NoObserver)?;
-                Ok(())
-            },
-        )?;
+    let hidden = model.config().hidden_size;
+    // Groups of consecutive jobs: a long job alone, short ones stacked.
+    let mut bounds: Vec<(usize, usize)> = Vec::new();
+    let (mut g0, mut rows) = (0, 0);
+    for (i, j) in jobs.iter().enumerate() {
+        let n = j.tokens.len();
+        let long = n >= LONG_JOB;
+        if i > g0 && (long || rows + n > GROUP_ROWS || jobs[g0].tokens.len() >= LONG_JOB) {
+            bounds.push((g0, i));
+            (g0, rows) = (i, 0);
+        }
+        rows += n;
     }
-    Ok(xs.par_iter().map(|x| arch.final_norm(x)).collect())
+    bounds.push((g0, jobs.len()));
+    let mut xs: Vec<Matrix> = Vec::with_capacity(bounds.len());
+    for &(a, b) in &bounds {
+        let mut data = Vec::new();
+        for j in &jobs[a..b] {
+            data.extend_from_slice(&arch.embed(&j.tokens, j.start)?.data);
+        }
+        xs.push(Matrix::from_vec(data.len() / hidden, hidden, data)); // (Σ tokens, hidden)
+    }
+    // Split the jobs along the group bounds so that groups can run in parallel.
+    let mut groups: Vec<&mut [&mut Job]> = Vec::with_capacity(bounds.len());
+    let mut rest: &mut [&mut Job] = jobs;
+    for &(a, b) in &bounds {
+        let (g, r) = std::mem::take(&mut rest).split_at_mut(b - a);
+        groups.push(g);
+        rest = r;
+    }
+    for (li, layer) in arch.layers().iter().enumerate() {
+        let run = |x: &mut Matrix, g: &mut [&mut Job]| -> Result<(), ModelError> {
+            let mut parts: Vec<SeqPart<'_>> = g
+                .iter_mut()
+                .map(|j| SeqPart {
+                    start: j.start,
+                    rows: j.tokens.len(),
+                    cache: Some(&mut j.cache[li]),
+                })
+                .collect();
+            *x = layer.forward_batch(x, &mut parts)?;
+            Ok(())
+        };
+        // Stacked groups use every thread inside their matrix products; long jobs one each.
+        for (x, g) in xs.iter_mut().zip(groups.iter_mut()) {
+            if g[0].tokens.len() < LONG_JOB {
+                run(x, g)?;
+            }
+        }
+        xs.par_iter_mut()
+            .zip(groups.par_iter_mut())
+            .filter(|(_, g)| g[0].tokens.len() >= LONG_JOB)
+            .try_for_each(|(x, g)| run(x, g))?;
+    }
+    let mut out = Vec::with_capacity(bounds.len());
+    for (x, g) in xs.iter().zip(&groups) {
+        let x = arch.final_norm(x); // (Σ tokens, hidden)
+        let mut r0 = 0;
+        for j in g.iter() {
+            let r1 = r0 + j.tokens.len();
+            out.push(Matrix::from_vec(
+                r1 - r0,
+                hidden,
+                x.data[r0 * hidden..r1 * hidden].to_vec(),
+            ));
+            r0 = r1;
+        }
+    }
+    Ok(out)
 }
 
 /// Runs one step: the decoder layers for every job, then the head for every scored row.

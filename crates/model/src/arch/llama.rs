@@ -8,7 +8,8 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::arch::{
-    Architecture, DecoderLayer, LayerKvCache, LinearKind, LinearObserver, NamedTensor, Role,
+    check_parts, Architecture, DecoderLayer, LayerKvCache, LinearKind, LinearObserver, NamedTensor,
+    NoObserver, Role, SeqPart,
 };
 use crate::config::{ArchKind, ModelConfig};
 use crate::error::{ModelError, Result};
@@ -98,27 +99,45 @@ impl LlamaLayer {
         })
     }
 
-    /// The layer's forward pass; with `inputs_only`, stops once every linear input was observed
-    /// (the returned matrix is then not the layer's output).
+    /// The layer's forward pass over the stacked rows of one or more sequences (`parts`, see
+    /// [`DecoderLayer::forward_batch`]): norms, projections and the MLP run once on all rows,
+    /// rotary embeddings and attention per sequence. With `inputs_only`, stops once every linear
+    /// input was observed (the returned matrix is then not the layer's output).
     fn run(
         &self,
         x: &Matrix,
-        start: usize,
-        cache: Option<&mut LayerKvCache>,
+        parts: &mut [SeqPart<'_>],
         obs: &mut dyn LinearObserver,
         inputs_only: bool,
     ) -> Result<Matrix> {
-        let seq = x.rows;
-        if start + seq > self.rope.max_positions() {
-            return Err(ModelError::Input(format!(
-                "positions up to {} exceed the {} this model supports",
-                start + seq,
-                self.rope.max_positions()
-            )));
+        check_parts(x, parts)?;
+        for p in parts.iter() {
+            if p.start + p.rows > self.rope.max_positions() {
+                return Err(ModelError::Input(format!(
+                    "positions up to {} exceed the {} this model supports",
+                    p.start + p.rows,
+                    self.rope.max_positions()
+                )));
+            }
+            match &p.cache {
+                Some(c) if c.len != p.start => {
+                    return Err(ModelError::Input(format!(
+                        "KV cache holds {} positions but the input starts at {}",
+                        c.len, p.start
+                    )))
+                }
+                None if p.start != 0 => {
+                    return Err(ModelError::Input(
+                        "an input that does not start at position 0 needs a KV cache".into(),
+                    ))
+                }
+                _ => {}
+            }
         }
-        let (nh, nkv) = (self.cfg.num_heads, self.cfg.num_kv_heads);
+        let (nh, nkv, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
+        let (q_w, kv_w) = (nh * hd, nkv * hd);
         // Attention block.
-        let h = rms_norm(x, &self.input_norm, self.cfg.rms_norm_eps); // (seq, hidden)
+        let h = rms_norm(x, &self.input_norm, self.cfg.rms_norm_eps); // (rows, hidden)
                                                                       // q, k and v read the same input.
         obs.observe(LinearKind::Q, &h);
         obs.observe(LinearKind::K, &h);
@@ -126,33 +145,57 @@ impl LlamaLayer {
         if inputs_only && obs.satisfied() {
             return Ok(h);
         }
-        let mut q = self.q.forward(&h); // (seq, heads*hd)
-        let mut k = self.k.forward(&h); // (seq, kv_heads*hd)
-        let v = self.v.forward(&h); // (seq, kv_heads*hd)
-        self.rope.apply(&mut q.data, seq, nh, start);
-        self.rope.apply(&mut k.data, seq, nkv, start);
-        let attn = match cache {
-            Some(c) => {
-                if c.len != start {
-                    return Err(ModelError::Input(format!(
-                        "KV cache holds {} positions but the input starts at {start}",
-                        c.len
-                    )));
+        let mut q = self.q.forward(&h); // (rows, heads*hd)
+        let mut k = self.k.forward(&h); // (rows, kv_heads*hd)
+        let v = self.v.forward(&h); // (rows, kv_heads*hd)
+                                    // Row offset of each part in the stacked matrices.
+        let offsets: Vec<usize> = parts
+            .iter()
+            .scan(0, |r, p| {
+                let o = *r;
+                *r += p.rows;
+                Some(o)
+            })
+            .collect();
+        for (p, &r0) in parts.iter().zip(&offsets) {
+            let r1 = r0 + p.rows;
+            self.rope
+                .apply(&mut q.data[r0 * q_w..r1 * q_w], p.rows, nh, p.start);
+            self.rope
+                .apply(&mut k.data[r0 * kv_w..r1 * kv_w], p.rows, nkv, p.start);
+        }
+        // Attention of one part: (rows, heads*hd).
+        let attend = |p: &mut SeqPart<'_>, r0: usize| -> Matrix {
+            let r1 = r0 + p.rows;
+            let (qp, kp, vp) = (
+                &q.data[r0 * q_w..r1 * q_w],
+                &k.data[r0 * kv_w..r1 * kv_w],
+                &v.data[r0 * kv_w..r1 * kv_w],
+            );
+            match p.cache.as_deref_mut() {
+                Some(c) => {
+                    c.k.extend_from_slice(kp);
+                    c.v.extend_from_slice(vp);
+                    c.len += p.rows;
+                    self.attention(qp, p.rows, &c.k, &c.v, p.start)
                 }
-                c.k.extend_from_slice(&k.data);
-                c.v.extend_from_slice(&v.data);
-                c.len += seq;
-                self.attention(&q.data, seq, &c.k, &c.v, start)
+                None => self.attention(qp, p.rows, kp, vp, 0),
             }
-            None => {
-                if start != 0 {
-                    return Err(ModelError::Input(
-                        "an input that does not start at position 0 needs a KV cache".into(),
-                    ));
-                }
-                self.attention(&q.data, seq, &k.data, &v.data, 0)
+        };
+        let attn = if parts.len() == 1 {
+            attend(&mut parts[0], 0)
+        } else {
+            let outs: Vec<Matrix> = parts
+                .par_iter_mut()
+                .zip(offsets.par_iter())
+                .map(|(p, &r0)| attend(p, r0))
+                .collect();
+            let mut data = Vec::with_capacity(x.rows * q_w);
+            for o in &outs {
+                data.extend_from_slice(&o.data);
             }
-        }; // (seq, heads*hd)
+            Matrix::from_vec(x.rows, q_w, data)
+        }; // (rows, heads*hd)
         obs.observe(LinearKind::O, &attn);
         if inputs_only && obs.satisfied() {
             return Ok(attn);
@@ -263,11 +306,25 @@ impl DecoderLayer for LlamaLayer {
         cache: Option<&mut LayerKvCache>,
         obs: &mut dyn LinearObserver,
     ) -> Result<Matrix> {
-        self.run(x, start, cache, obs, false)
+        let mut parts = [SeqPart {
+            start,
+            rows: x.rows,
+            cache,
+        }];
+        self.run(x, &mut parts, obs, false)
+    }
+
+    fn forward_batch(&self, x: &Matrix, parts: &mut [SeqPart<'_>]) -> Result<Matrix> {
+        self.run(x, parts, &mut NoObserver, false)
     }
 
     fn observe_inputs(&self, x: &Matrix, obs: &mut dyn LinearObserver) -> Result<()> {
-        self.run(x, 0, None, obs, true).map(|_| ())
+        let mut parts = [SeqPart {
+            start: 0,
+            rows: x.rows,
+            cache: None,
+        }];
+        self.run(x, &mut parts, obs, true).map(|_| ())
     }
 
     fn linears(&self) -> Vec<(LinearKind, &Linear)> {

@@ -110,6 +110,33 @@ pub struct LayerKvCache {
     pub len: usize,
 }
 
+/// One sequence of a [`DecoderLayer::forward_batch`] call.
+#[derive(Debug)]
+pub struct SeqPart<'a> {
+    /// Position of the sequence's first row.
+    pub start: usize,
+    /// Rows of the stacked input that belong to this sequence.
+    pub rows: usize,
+    /// The sequence's cache (`cache.len == start`); without one, `start` must be 0.
+    pub cache: Option<&'a mut LayerKvCache>,
+}
+
+/// Checks that `parts` tile the rows of `x`, each with at least one row.
+///
+/// # Errors
+/// [`ModelError::Input`] naming the mismatch.
+pub fn check_parts(x: &Matrix, parts: &[SeqPart<'_>]) -> Result<()> {
+    let total: usize = parts.iter().map(|p| p.rows).sum();
+    if total != x.rows || parts.iter().any(|p| p.rows == 0) {
+        return Err(crate::ModelError::Input(format!(
+            "a batch of {} sequences covers {total} rows (each needs at least one) but the input has {}",
+            parts.len(),
+            x.rows
+        )));
+    }
+    Ok(())
+}
+
 /// One decoder layer.
 pub trait DecoderLayer: Send + Sync {
     /// Runs the layer on `x (seq, hidden)` whose first row sits at position `start`. With a cache,
@@ -125,6 +152,33 @@ pub trait DecoderLayer: Send + Sync {
         cache: Option<&mut LayerKvCache>,
         observer: &mut dyn LinearObserver,
     ) -> Result<Matrix>;
+
+    /// Runs the layer on several independent sequences at once. `x (Σ rows, hidden)` stacks
+    /// their rows in the order of `parts`; part *i* owns the next `parts[i].rows` rows, sits at
+    /// position `parts[i].start` and attends to its own cache only. The result stacks the
+    /// outputs the same way and equals calling [`DecoderLayer::forward`] on each part.
+    ///
+    /// Families override this to run the linear layers once on all rows (one matrix product
+    /// instead of one per sequence); this default runs the parts one by one.
+    ///
+    /// # Errors
+    /// As [`DecoderLayer::forward`], or part sizes that do not add up to `x.rows`.
+    fn forward_batch(&self, x: &Matrix, parts: &mut [SeqPart<'_>]) -> Result<Matrix> {
+        check_parts(x, parts)?;
+        let mut out = Vec::with_capacity(x.data.len());
+        let mut r0 = 0;
+        for p in parts.iter_mut() {
+            let xi = Matrix::from_vec(
+                p.rows,
+                x.cols,
+                x.data[r0 * x.cols..(r0 + p.rows) * x.cols].to_vec(),
+            ); // (rows, hidden)
+            let y = self.forward(&xi, p.start, p.cache.as_deref_mut(), &mut NoObserver)?;
+            out.extend_from_slice(&y.data);
+            r0 += p.rows;
+        }
+        Ok(Matrix::from_vec(x.rows, x.cols, out))
+    }
 
     /// Shows the input of every linear layer to `observer`, computing only what those inputs
     /// need (the layer's output is not needed by a statistics pass, so e.g. the last projection

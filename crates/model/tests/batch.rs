@@ -1,0 +1,115 @@
+//! `DecoderLayer::forward_batch` (several sequences stacked into one input, as the evaluation
+//! engine runs them) gives each sequence what `forward` gives it alone, leaves the same KV
+//! caches behind, and rejects parts that do not tile the input.
+
+use std::path::PathBuf;
+
+use secateurs_model::arch::{LayerKvCache, NoObserver, SeqPart};
+use secateurs_model::model::{CausalLm, ModelFiles};
+use secateurs_model::ops::Matrix;
+
+fn load() -> CausalLm {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama");
+    ModelFiles::open(&dir).unwrap().load(&mut |_| {}).unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// (cached prefix, new tokens) of each sequence: a prompt after a cached prefix, a single decode
+/// step, and a fresh sequence from position 0.
+const SEQS: [(&[u32], &[u32]); 3] = [
+    (&[1, 5, 9, 17, 33], &[2, 8, 40]),
+    (&[3, 11, 7, 20], &[6]),
+    (&[], &[4, 12, 19, 25, 30, 2]),
+];
+
+#[test]
+fn a_batch_equals_its_sequences_run_alone() {
+    let model = load();
+    let hidden = model.config().hidden_size;
+    // Caches holding each sequence's prefix.
+    let prefill = |prefix: &[u32]| -> Vec<LayerKvCache> {
+        let mut cache = model.new_cache();
+        if !prefix.is_empty() {
+            model.forward_hidden(prefix, 0, Some(&mut cache)).unwrap();
+        }
+        cache
+    };
+    let mut alone: Vec<Vec<LayerKvCache>> = SEQS.iter().map(|s| prefill(s.0)).collect();
+    let mut batched: Vec<Vec<LayerKvCache>> = SEQS.iter().map(|s| prefill(s.0)).collect();
+
+    let mut xs: Vec<Matrix> = SEQS
+        .iter()
+        .map(|s| model.arch.embed(s.1, s.0.len()).unwrap()) // (new, hidden)
+        .collect();
+    let mut stacked = Matrix::from_vec(
+        xs.iter().map(|x| x.rows).sum(),
+        hidden,
+        xs.iter().flat_map(|x| x.data.iter().copied()).collect(),
+    ); // (Σ new, hidden)
+    for (li, layer) in model.arch.layers().iter().enumerate() {
+        for (i, x) in xs.iter_mut().enumerate() {
+            *x = layer
+                .forward(x, SEQS[i].0.len(), Some(&mut alone[i][li]), &mut NoObserver)
+                .unwrap();
+        }
+        let mut parts: Vec<SeqPart<'_>> = batched
+            .iter_mut()
+            .zip(&SEQS)
+            .map(|(c, s)| SeqPart {
+                start: s.0.len(),
+                rows: s.1.len(),
+                cache: Some(&mut c[li]),
+            })
+            .collect();
+        stacked = layer.forward_batch(&stacked, &mut parts).unwrap();
+    }
+    let expected: Vec<f32> = xs.iter().flat_map(|x| x.data.iter().copied()).collect();
+    let d = max_diff(&stacked.data, &expected);
+    assert!(d <= 1e-5, "batched hidden states differ by {d}");
+    for (a, b) in alone.iter().zip(&batched) {
+        for (ca, cb) in a.iter().zip(b) {
+            assert_eq!(ca.len, cb.len);
+            assert!(max_diff(&ca.k, &cb.k) <= 1e-5);
+            assert!(max_diff(&ca.v, &cb.v) <= 1e-5);
+        }
+    }
+}
+
+#[test]
+fn parts_must_tile_the_input_and_match_their_caches() {
+    let model = load();
+    let layer = &model.arch.layers()[0];
+    let x = model.arch.embed(&[1, 2, 3], 0).unwrap(); // (3, hidden)
+    let mut c = LayerKvCache::default();
+    let mut short = [SeqPart {
+        start: 0,
+        rows: 2,
+        cache: Some(&mut c),
+    }];
+    let e = layer.forward_batch(&x, &mut short).unwrap_err().to_string();
+    assert!(e.contains("covers 2 rows"), "{e}");
+    let mut c2 = LayerKvCache::default();
+    let mut behind = [SeqPart {
+        start: 5,
+        rows: 3,
+        cache: Some(&mut c2),
+    }];
+    let e = layer
+        .forward_batch(&x, &mut behind)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("KV cache holds 0 positions"), "{e}");
+    let mut uncached = [SeqPart {
+        start: 1,
+        rows: 3,
+        cache: None,
+    }];
+    assert!(layer.forward_batch(&x, &mut uncached).is_err());
+}

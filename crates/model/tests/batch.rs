@@ -2,24 +2,11 @@
 //! engine runs them) gives each sequence what `forward` gives it alone, leaves the same KV
 //! caches behind, and rejects parts that do not tile the input.
 
-use std::path::PathBuf;
+mod common;
 
+use common::{load, max_diff};
 use secateurs_model::arch::{LayerKvCache, NoObserver, SeqPart};
-use secateurs_model::model::{CausalLm, ModelFiles};
 use secateurs_model::ops::Matrix;
-
-fn load() -> CausalLm {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama");
-    ModelFiles::open(&dir).unwrap().load(&mut |_| {}).unwrap()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 /// (cached prefix, new tokens) of each sequence: a prompt after a cached prefix, a single decode
 /// step, and a fresh sequence from position 0.

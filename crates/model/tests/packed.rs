@@ -2,16 +2,12 @@
 //! bitmask or N:M (f32 and bf16 values) gives the same logits, both for a whole sequence (the
 //! SpMM / prefill path) and token by token through the KV cache (the GEMV / decode path).
 
-use std::path::PathBuf;
+mod common;
 
+use common::{load, max_diff};
 use secateurs_model::arch::LinearKind;
-use secateurs_model::model::{CausalLm, ModelFiles};
+use secateurs_model::model::CausalLm;
 use secateurs_sparse::{Format, ValueDtype};
-
-fn load() -> CausalLm {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama");
-    ModelFiles::open(&dir).unwrap().load(&mut |_| {}).unwrap()
-}
 
 /// Zeroes, in every group of 4 weights, the 2 smallest magnitudes (so the model is 2:4 sparse,
 /// hence also 50% unstructured).
@@ -43,14 +39,6 @@ fn run(model: &CausalLm) -> (Vec<f32>, Vec<f32>) {
         steps.extend(model.arch.head().forward(&h).data);
     }
     (full, steps)
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]

@@ -43,9 +43,11 @@ use crate::common;
 #[derive(ClapArgs)]
 #[command(after_help = "\
 Examples:
-  # the acceptance sweep of issue 3: Wanda and SparseGPT on all layers, Wanda on attention / MLP
+  # the sweep of docs/results/sweep (78 min on 2 cores): Wanda and SparseGPT on all layers,
+  # Wanda on attention / MLP, five tasks
   secateurs sweep --combos wanda:all,sparsegpt:all,wanda:attention,wanda:mlp \\
-      --sparsity 0.1:0.9:0.1 --nsamples 32 --out sweep
+      --sparsity 0.1:0.9:0.1 --nsamples 8 --ppl-windows 4 --out sweep \\
+      --tasks facts_countries,facts_wikidata,openbook_countries,counterfactual,icl_linear
   # every method with every scope, plus 2:4 and 4:8
   secateurs sweep --methods wanda,sparsegpt --scopes all,attention,mlp --patterns 2:4,4:8 --out s2
   # a quick look: one point, few items

@@ -138,7 +138,8 @@ impl LlamaLayer {
         let (q_w, kv_w) = (nh * hd, nkv * hd);
         // Attention block.
         let h = rms_norm(x, &self.input_norm, self.cfg.rms_norm_eps); // (rows, hidden)
-                                                                      // q, k and v read the same input.
+
+        // q, k and v read the same input.
         obs.observe(LinearKind::Q, &h);
         obs.observe(LinearKind::K, &h);
         obs.observe(LinearKind::V, &h);
@@ -148,7 +149,8 @@ impl LlamaLayer {
         let mut q = self.q.forward(&h); // (rows, heads*hd)
         let mut k = self.k.forward(&h); // (rows, kv_heads*hd)
         let v = self.v.forward(&h); // (rows, kv_heads*hd)
-                                    // Row offset of each part in the stacked matrices.
+
+        // Row offset of each part in the stacked matrices.
         let offsets: Vec<usize> = parts
             .iter()
             .scan(0, |r, p| {

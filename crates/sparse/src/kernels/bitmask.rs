@@ -25,7 +25,7 @@
 //! lane, so for finite activations `y` equals the dense GEMV of the matrix with its zeros bit for
 //! bit (tested in `tests/props.rs`); decoding from bitmask or N:M storage gives the dense logits
 //! exactly.
-
+//!
 //! N:M matrices use the same kernel through a mask derived from their per-group positions when
 //! they are built (their values are stored group by group in column order, which is exactly the
 //! bitmask order); their row `r` starts at value `r × (cols / m) × keep`.

@@ -121,6 +121,23 @@ pub fn eval_text(path: Option<&Path>) -> Result<(String, String)> {
     }
 }
 
+/// Reads a calibration text file, or the default calibration text from the cache, and rejects
+/// an empty one. Returns the text and the file it came from (`None`: the default text).
+pub fn calibration_text(path: Option<&Path>) -> Result<(String, Option<String>)> {
+    let (text, source) = match path {
+        Some(p) => (
+            std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read calibration text", p.display()))?,
+            Some(p.display().to_string()),
+        ),
+        None => (secateurs_data::calibration_text(&cache()?)?, None),
+    };
+    if text.trim().is_empty() {
+        bail!("calibration text is empty");
+    }
+    Ok((text, source))
+}
+
 /// How the linear layers are stored in memory once loaded (`--format`, `--dtype`), shared by
 /// every command that runs a model.
 #[derive(clap::Args, Debug, Clone, Default)]

@@ -71,11 +71,27 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
 
 pub use crate::cmd::bench_prune::PruneBenchArgs;
 
-/// Runs a reference script that prints one JSON object on its last stdout line. A missing
-/// interpreter or a failing script is reported on stderr and gives `None`: the benchmark then
-/// shows secateurs' side alone.
-pub fn run_reference(python: &str, script: &std::path::Path, args: &[String]) -> Option<Value> {
-    match Command::new(python).arg(script).args(args).output() {
+/// Runs the reference script `script` (default: `scripts/<default_name>` of the source tree),
+/// which prints one JSON object on its last stdout line; says on stderr that the `what`
+/// reference runs unless `quiet`. A missing interpreter or a failing script is reported on
+/// stderr and gives `None`: the benchmark then shows secateurs' side alone.
+pub fn run_reference(
+    python: &str,
+    script: Option<&std::path::Path>,
+    default_name: &str,
+    what: &str,
+    quiet: bool,
+    args: &[String],
+) -> Option<Value> {
+    let script = script.map(std::path::Path::to_path_buf).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scripts")
+            .join(default_name)
+    });
+    if !quiet {
+        eprintln!("running the {what} reference ({python}) ...");
+    }
+    match Command::new(python).arg(&script).args(args).output() {
         Ok(o) if o.status.success() => {
             let stdout = String::from_utf8_lossy(&o.stdout);
             let line = stdout.lines().last().unwrap_or("");
@@ -141,15 +157,6 @@ fn bench_perplexity(a: PerplexityArgs) -> Result<()> {
             p
         }
     };
-    let script = a.script.clone().unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/torch_perplexity.py")
-    });
-    if !a.json {
-        eprintln!(
-            "running the transformers + PyTorch reference ({}) ...",
-            a.python
-        );
-    }
     let args: Vec<String> = vec![
         "--model".into(),
         path.to_string_lossy().into(),
@@ -163,7 +170,14 @@ fn bench_perplexity(a: PerplexityArgs) -> Result<()> {
         threads.to_string(),
         "--json".into(),
     ];
-    let reference = run_reference(&a.python, &script, &args);
+    let reference = run_reference(
+        &a.python,
+        a.script.as_deref(),
+        "torch_perplexity.py",
+        "transformers + PyTorch",
+        a.json,
+        &args,
+    );
     if a.text.is_none() {
         let _ = std::fs::remove_file(&text_file);
     }

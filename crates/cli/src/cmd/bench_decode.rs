@@ -273,15 +273,6 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                 rows.push(row);
             }
             if mi == 0 && dtype == a.dtype[0] && !a.no_reference && reference.is_none() {
-                let script = a.script.clone().unwrap_or_else(|| {
-                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/torch_decode.py")
-                });
-                if !a.json {
-                    eprintln!(
-                        "running the transformers + PyTorch reference ({}) ...",
-                        a.python
-                    );
-                }
                 let args: Vec<String> = vec![
                     "--model".into(),
                     path.to_string_lossy().into(),
@@ -295,7 +286,14 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                     a.repeat.to_string(),
                     "--json".into(),
                 ];
-                reference = run_reference(&a.python, &script, &args);
+                reference = run_reference(
+                    &a.python,
+                    a.script.as_deref(),
+                    "torch_decode.py",
+                    "transformers + PyTorch",
+                    a.json,
+                    &args,
+                );
             }
         }
     }

@@ -424,12 +424,6 @@ pub fn run(a: KernelsBenchArgs) -> Result<()> {
     let reference = if a.no_reference {
         None
     } else {
-        let script = a.script.clone().unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/scipy_kernels.py")
-        });
-        if !a.json {
-            eprintln!("running the scipy/numpy reference ({}) ...", a.python);
-        }
         let join = |v: &[String]| v.join(",");
         let args: Vec<String> = vec![
             "--sizes".into(),
@@ -452,7 +446,14 @@ pub fn run(a: KernelsBenchArgs) -> Result<()> {
             "--min-time".into(),
             a.min_time.to_string(),
         ];
-        match crate::cmd::bench::run_reference(&a.python, &script, &args) {
+        match crate::cmd::bench::run_reference(
+            &a.python,
+            a.script.as_deref(),
+            "scipy_kernels.py",
+            "scipy/numpy",
+            a.json,
+            &args,
+        ) {
             Some(v) if v["available"].as_bool() == Some(true) => Some(v),
             Some(v) => {
                 eprintln!(

@@ -127,12 +127,6 @@ pub fn run(a: PruneBenchArgs) -> Result<()> {
     let ours_wall = t.elapsed().as_secs_f64();
     pb.finish_and_clear();
 
-    let script = a.script.clone().unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/torch_prune.py")
-    });
-    if !a.json {
-        eprintln!("running the PyTorch reference ({}) ...", a.python);
-    }
     let args: Vec<String> = vec![
         "--model".into(),
         path.to_string_lossy().into(),
@@ -146,7 +140,14 @@ pub fn run(a: PruneBenchArgs) -> Result<()> {
         rayon::current_num_threads().to_string(),
         "--json".into(),
     ];
-    let reference = crate::cmd::bench::run_reference(&a.python, &script, &args);
+    let reference = crate::cmd::bench::run_reference(
+        &a.python,
+        a.script.as_deref(),
+        "torch_prune.py",
+        "PyTorch",
+        a.json,
+        &args,
+    );
     let _ = std::fs::remove_file(&windows_file);
 
     // Compute floors (FLOPs / measured GFLOP/s).

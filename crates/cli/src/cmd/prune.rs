@@ -162,20 +162,10 @@ pub fn run(a: Args) -> Result<()> {
     let (files, mut model) = common::load_model(&path, a.json)?;
     let load_secs = t.elapsed().as_secs_f64();
     let tok = files.tokenizer()?;
-    let (cal_text, cal_source) = match &a.calibration {
-        Some(p) => (
-            std::fs::read_to_string(p)
-                .with_context(|| format!("{}: cannot read calibration text", p.display()))?,
-            p.display().to_string(),
-        ),
-        None => (
-            secateurs_data::calibration_text(&common::cache()?)?,
-            "default: SQuADShifts reddit+nyt+amazon paragraphs (bigbench 1.0.0)".to_string(),
-        ),
-    };
-    if cal_text.trim().is_empty() {
-        bail!("calibration text is empty");
-    }
+    let (cal_text, cal_source) = common::calibration_text(a.calibration.as_deref())?;
+    let cal_source = cal_source.unwrap_or_else(|| {
+        "default: SQuADShifts reddit+nyt+amazon paragraphs (bigbench 1.0.0)".to_string()
+    });
     let cal_tokens = tok.encode(&cal_text)?;
     let samples = sample_windows(&cal_tokens, a.nsamples, a.seqlen, a.seed)?;
     if let Some(p) = &a.save_calibration {

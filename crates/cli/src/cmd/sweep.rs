@@ -533,20 +533,8 @@ pub fn run(a: Args) -> Result<()> {
 
     // Calibration windows: their hash is part of the keys of calibrated points, and every
     // pruning run (magnitude included) starts from their embeddings.
-    let (text, source) = match &a.calibration {
-        Some(p) => (
-            std::fs::read_to_string(p)
-                .with_context(|| format!("{}: cannot read calibration text", p.display()))?,
-            p.display().to_string(),
-        ),
-        None => (
-            secateurs_data::calibration_text(&common::cache()?)?,
-            "default".to_string(),
-        ),
-    };
-    if text.trim().is_empty() {
-        bail!("calibration text is empty");
-    }
+    let (text, source) = common::calibration_text(a.calibration.as_deref())?;
+    let source = source.unwrap_or_else(|| "default".to_string());
     let samples = sample_windows(&tok.encode(&text)?, a.nsamples, a.seqlen, a.seed)?;
     drop(text);
     let calib_key = CalibrationKey {

@@ -4,28 +4,14 @@
 //! default model and for 4096², the best time of each kernel, the bytes it reads per call, the
 //! resulting GB/s and its fraction of the measured read bandwidth.
 
+mod common;
+
+use common::random;
 use std::time::Instant;
 
 use secateurs_sparse::bandwidth::{measure_copy_bandwidth, measure_read_bandwidth};
 use secateurs_sparse::kernels::Isa;
 use secateurs_sparse::{Format, PackedMatrix, ValueDtype};
-
-fn random(rows: usize, cols: usize, sparsity: f64, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..rows * cols)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
-            if u < sparsity {
-                0.0
-            } else {
-                (u - 0.5) as f32 + 0.001
-            }
-        })
-        .collect()
-}
 
 fn nm24(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
     let mut w = random(rows, cols, 0.0, seed);

@@ -6,29 +6,14 @@
 //! `-- spmv/bitmask`). Throughput is reported in bytes of stored matrix per second, so the GEMV
 //! and SpMV numbers compare directly with the machine's memory bandwidth.
 
+mod common;
+
+use common::random;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use secateurs_sparse::{Format, PackedMatrix, ValueDtype};
 
 const N: usize = 4096;
 const COLUMNS: usize = 64;
-
-/// A deterministic random matrix with each entry zero with probability `sparsity`.
-fn random(rows: usize, cols: usize, sparsity: f64, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..rows * cols)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
-            if u < sparsity {
-                0.0
-            } else {
-                (u - 0.5) as f32 + 1e-3
-            }
-        })
-        .collect()
-}
 
 /// A 2:4 matrix: two zeros in every group of four.
 fn nm24(rows: usize, cols: usize, seed: u64) -> Vec<f32> {

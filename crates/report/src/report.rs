@@ -134,12 +134,22 @@ fn plots_dir(dir: &Path) -> Result<PathBuf> {
     Ok(p)
 }
 
-fn image(alt: String, stem: &str) -> Block {
-    Block::Image {
+/// Renders `chart` as `plots/<stem>.png` and `.svg`, adds both files to `written` and returns
+/// the block that shows them.
+fn plot(
+    chart: &Chart,
+    plots: &Path,
+    stem: &str,
+    alt: String,
+    written: &mut Vec<PathBuf>,
+) -> Result<Block> {
+    let (png, svg) = render(chart, &plots.join(stem))?;
+    written.extend([png, svg]);
+    Ok(Block::Image {
         alt,
         png: format!("plots/{stem}.png"),
         svg: format!("plots/{stem}.svg"),
-    }
+    })
 }
 
 /// The sentence on one curve's verdict, e.g. "With SparseGPT (all linear layers), closed-book
@@ -609,19 +619,17 @@ pub fn write_sweep_report(dir: &Path, records: &[PointRecord]) -> Result<ReportO
             })
             .collect();
         let stem = format!("families_{}", c.slug());
-        let (png, svg) = render(
+        blocks.push(plot(
             &relative_chart(
                 format!("{}: accuracy relative to dense, by task family", c.title()),
                 series,
                 x_max,
             ),
-            &plots.join(&stem),
-        )?;
-        written.extend([png, svg]);
-        blocks.push(image(
-            format!("{}: accuracy relative to dense by task family", c.title()),
+            &plots,
             &stem,
-        ));
+            format!("{}: accuracy relative to dense by task family", c.title()),
+            &mut written,
+        )?);
         let usable: Vec<&str> = base
             .tasks
             .iter()
@@ -649,7 +657,7 @@ pub fn write_sweep_report(dir: &Path, records: &[PointRecord]) -> Result<ReportO
             })
             .collect();
         let stem = format!("tasks_{}", c.slug());
-        let (png, svg) = render(
+        blocks.push(plot(
             &relative_chart(
                 format!(
                     "{}: accuracy relative to dense, by task (solid: fact recall)",
@@ -658,13 +666,11 @@ pub fn write_sweep_report(dir: &Path, records: &[PointRecord]) -> Result<ReportO
                 series,
                 x_max,
             ),
-            &plots.join(&stem),
-        )?;
-        written.extend([png, svg]);
-        blocks.push(image(
-            format!("{}: accuracy relative to dense by task", c.title()),
+            &plots,
             &stem,
-        ));
+            format!("{}: accuracy relative to dense by task", c.title()),
+            &mut written,
+        )?);
     }
 
     // Perplexity.
@@ -710,9 +716,13 @@ pub fn write_sweep_report(dir: &Path, records: &[PointRecord]) -> Result<ReportO
             hlines: Vec::new(),
             legend_lower_left: false,
         };
-        let (png, svg) = render(&chart, &plots.join("perplexity"))?;
-        written.extend([png, svg]);
-        blocks.push(image("Perplexity vs sparsity".into(), "perplexity"));
+        blocks.push(plot(
+            &chart,
+            &plots,
+            "perplexity",
+            "Perplexity vs sparsity".into(),
+            &mut written,
+        )?);
         let mut sparsities: Vec<f64> = with_ppl
             .iter()
             .flat_map(|c| c.points.iter().map(|p| p.key.sparsity))
@@ -1013,13 +1023,15 @@ pub fn write_compare_report(dir: &Path, records: &[PointRecord]) -> Result<Repor
             hlines: Vec::new(),
             legend_lower_left: false,
         };
-        let (png, svg) = render(&chart, &plots.join("compare_accuracy"))?;
-        written.extend([png, svg]);
-        blocks.push(Block::Heading(2, "Accuracy vs parameters".into()));
-        blocks.push(image(
-            "Accuracy vs parameter count by task family".into(),
+        let accuracy = plot(
+            &chart,
+            &plots,
             "compare_accuracy",
-        ));
+            "Accuracy vs parameter count by task family".into(),
+            &mut written,
+        )?;
+        blocks.push(Block::Heading(2, "Accuracy vs parameters".into()));
+        blocks.push(accuracy);
         let rel: Vec<Series> = fams
             .iter()
             .map(|f| Series {
@@ -1050,12 +1062,13 @@ pub fn write_compare_report(dir: &Path, records: &[PointRecord]) -> Result<Repor
             hlines: vec![(1.0, "largest".into()), (1.0 - MAX_DROP, "-5%".into())],
             legend_lower_left: true,
         };
-        let (png, svg) = render(&chart, &plots.join("compare_relative"))?;
-        written.extend([png, svg]);
-        blocks.push(image(
-            "Accuracy relative to the largest model by task family".into(),
+        blocks.push(plot(
+            &chart,
+            &plots,
             "compare_relative",
-        ));
+            "Accuracy relative to the largest model by task family".into(),
+            &mut written,
+        )?);
     }
     blocks.push(Block::Paragraph(format!(
         "Raw data: `{RESULTS_JSONL}` and `results.csv`. Regenerate this page with \

@@ -173,14 +173,23 @@ impl Linear {
         }
         let whole = outputs.start == 0 && outputs.end == self.out_features;
         match &self.weight {
-            LinearWeight::Dense(w) if x.rows == 1 => {
-                // Decode: one GEMV over rows `outputs` of the (out, in) weight.
+            LinearWeight::Dense(w) if x.rows <= kernels::GEMV_BATCH_MAX => {
+                // Decode: one GEMV over rows `outputs` of the (out, in) weight; a short prompt
+                // or a few sequences: the same GEMV digits for every row (so dense and sparse
+                // storage of the same weights prefill a prompt identically).
                 let w = &w[outputs.start * self.in_features..outputs.end * self.in_features];
-                kernels::gemv_f32(w, n, self.in_features, &x.data, &mut out.data);
+                if x.rows == 1 {
+                    kernels::gemv_f32(w, n, self.in_features, &x.data, &mut out.data);
+                } else {
+                    let (rows, cols) = (x.rows, self.in_features);
+                    kernels::gemv_batch_f32(w, n, cols, &x.data, rows, &mut out.data);
+                }
             }
             LinearWeight::Packed(p) if whole => {
                 if x.rows == 1 {
                     p.gemv(&x.data, &mut out.data);
+                } else if x.rows <= kernels::GEMV_BATCH_MAX {
+                    p.gemv_batch(&x.data, x.rows, &mut out.data);
                 } else {
                     p.matmul(&x.data, x.rows, &mut out.data);
                 }

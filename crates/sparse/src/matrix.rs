@@ -241,6 +241,18 @@ impl PackedMatrix {
         kernels::gemv(self, x, y);
     }
 
+    /// `y += x Wᵀ` for a small batch through the GEMV kernels: every output has the digits
+    /// [`PackedMatrix::gemv`] gives for its row of `x` (see [`kernels::gemv_batch_isa`]).
+    ///
+    /// # Panics
+    /// If `x` or `y` has the wrong length.
+    pub fn gemv_batch(&self, x: &[f32], batch: usize, y: &mut [f32]) {
+        let (rows, cols) = self.shape();
+        assert_eq!(x.len(), batch * cols, "gemv_batch input length");
+        assert_eq!(y.len(), batch * rows, "gemv_batch output length");
+        kernels::gemv_batch(self, x, batch, y);
+    }
+
     /// `y += x Wᵀ` for a batch: `x (batch, cols)` and `y (batch, rows)`, row-major.
     ///
     /// # Panics

@@ -236,13 +236,16 @@ proptest! {
     /// for short rows (one at a time) and long rows (four at a time) with ragged ends.
     #[test]
     fn bitmask_gemv_has_the_dense_digits(
-        rows in 1usize..12,
+        rows in 1usize..40,
         cols in prop_oneof![1usize..300, 1000usize..1300],
+        whole_words in any::<bool>(),
         sparsity in 0.0f64..1.0,
         nm in any::<bool>(),
         dtype in 0usize..3,
         seed in any::<u64>(),
     ) {
+        // Whole 64-column words take the hand-scheduled AVX-512 loop for f32 rows.
+        let cols = if whole_words { cols.div_ceil(64) * 64 } else { cols };
         let cols = if nm { cols.div_ceil(4) * 4 } else { cols };
         let w = if nm {
             random_nm(rows, cols, 2, 4, seed)
@@ -267,6 +270,56 @@ proptest! {
                 let same = ys.iter().zip(&yd).all(|(a, b)| a.to_bits() == b.to_bits());
                 prop_assert!(same, "{} on {}: {:?} vs dense {:?}", format, isa, ys, yd);
             }
+        }
+    }
+
+    /// A small batch through the GEMV kernels has, for every format, ISA and value type, the
+    /// digits of one GEMV per row of the batch (so dense and bitmask storage prefill a short
+    /// prompt identically); the same for the plain f32 entry points.
+    #[test]
+    fn gemv_batch_has_the_gemv_digits(
+        rows in 1usize..300,
+        cols in prop_oneof![1usize..200, Just(576usize), Just(1536usize)],
+        batch in 1usize..=kernels::GEMV_BATCH_MAX,
+        sparsity in 0.0f64..1.0,
+        format in 0usize..5,
+        dtype in 0usize..3,
+        seed in any::<u64>(),
+    ) {
+        let (w, format) = if format == 4 {
+            let cols = cols.div_ceil(4) * 4;
+            (random_nm(rows, cols, 2, 4, seed), Format::Nm)
+        } else {
+            (random_dense(rows, cols, sparsity, seed), format_of(format))
+        };
+        let cols = w.len() / rows;
+        let m = PackedMatrix::encode(&w, rows, cols, Some(format), dtype_of(dtype)).unwrap();
+        let x = random_dense(batch, cols, 0.0, seed ^ 1);
+        let y0 = random_dense(batch, rows, 0.0, seed ^ 2);
+        for isa in Isa::available() {
+            let mut yb = y0.clone();
+            kernels::gemv_batch_isa(isa, &m, &x, batch, &mut yb);
+            for b in 0..batch {
+                let mut y1 = y0[b * rows..(b + 1) * rows].to_vec();
+                kernels::gemv_isa(isa, &m, &x[b * cols..(b + 1) * cols], &mut y1);
+                let same = yb[b * rows..(b + 1) * rows]
+                    .iter()
+                    .zip(&y1)
+                    .all(|(a, c)| a.to_bits() == c.to_bits());
+                prop_assert!(same, "{} on {}, batch row {}", format, isa, b);
+            }
+        }
+        let wf = rounded(&w, ValueDtype::F32);
+        let mut yb = y0.clone();
+        kernels::gemv_batch_f32(&wf, rows, cols, &x, batch, &mut yb);
+        for b in 0..batch {
+            let mut y1 = y0[b * rows..(b + 1) * rows].to_vec();
+            kernels::gemv_f32(&wf, rows, cols, &x[b * cols..(b + 1) * cols], &mut y1);
+            let same = yb[b * rows..(b + 1) * rows]
+                .iter()
+                .zip(&y1)
+                .all(|(a, c)| a.to_bits() == c.to_bits());
+            prop_assert!(same, "gemv_batch_f32, batch row {}", b);
         }
     }
 

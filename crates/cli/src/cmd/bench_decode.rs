@@ -28,9 +28,10 @@ Examples:
   secateurs bench decode --dtype f32,bf16 --python /opt/refenv/bin/python
   secateurs bench decode wanda50 wanda70 wanda24 --no-reference --json
 
-Each MODEL is loaded once per value type and decoded twice: with every linear layer stored dense,
-and with each stored in the format that reads the fewest bytes for its sparsity pattern
-(--sparse-format). Both runs decode the same prompt greedily for --new-tokens tokens; the
+Each MODEL is loaded twice per value type: with every linear layer stored dense, and with each
+stored in the format that reads the fewest bytes for its sparsity pattern (--sparse-format). The
+timed runs of the two alternate (dense, sparse, dense, ...; --repeat each, the fastest kept), so
+both see the same memory bandwidth as it drifts. Both decode the same prompt greedily for --new-tokens tokens; the
 report gives tokens/s (first new token to last, prefill excluded), bytes read per token, the
 fraction of the measured read bandwidth that is, the sparse/dense speedup beside its byte-ratio
 limit, whether the greedy tokens are identical and the largest logit difference over all steps.
@@ -51,8 +52,8 @@ pub struct DecodeBenchArgs {
     /// Format of the sparse variant: auto (per matrix), csr, bitmask, nm or coo.
     #[arg(long, default_value = "auto")]
     sparse_format: String,
-    /// Timed runs per variant (the fastest is reported).
-    #[arg(long, default_value_t = 2)]
+    /// Timed runs per variant, alternating between the variants (the fastest of each is reported).
+    #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Skip the transformers + PyTorch reference.
     #[arg(long)]
@@ -184,10 +185,13 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
         let path = common::resolve_model(name.as_deref())?;
         let label = name.clone().unwrap_or_else(|| "default".into());
         for &dtype in &a.dtype {
-            let (files, mut model) = common::load_model(&path, a.json)?;
+            // Both storages of the model are built first, so that their timed runs can
+            // alternate: this machine's memory bandwidth drifts by ±10% over a minute, and
+            // runs of one variant after the other would compare different bandwidths.
+            let (files, mut dense) = common::load_model(&path, a.json)?;
             let prompt = files.tokenizer()?.encode(&a.prompt)?;
             let kv_bytes = {
-                let c = model.config();
+                let c = dense.config();
                 c.num_layers
                     * 2
                     * c.num_kv_heads
@@ -195,48 +199,51 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                     * 4
                     * (prompt.len() + a.new_tokens / 2)
             };
-            let mut dense_run: Option<(Decode, usize, f64)> = None;
-            for sparse in [false, true] {
-                let format = if sparse {
-                    sparse_format
-                } else {
-                    Some(Format::Dense)
-                };
-                model
-                    .repack(format, dtype)
-                    .with_context(|| format!("{label}: cannot store as {}", a.sparse_format))?;
-                if sparse
-                    && model.weight_bytes() == dense_run.as_ref().map_or(0, |d| d.1 - kv_bytes)
-                {
-                    if !a.json {
-                        eprintln!("{label} {dtype}: no matrix is sparse enough to store sparse; dense only");
-                    }
-                    continue;
-                }
-                let bytes = model.weight_bytes() + kv_bytes;
-                let variant = if sparse {
-                    format!("sparse {}", a.sparse_format)
-                } else {
-                    "dense".into()
-                };
+            dense
+                .repack(Some(Format::Dense), dtype)
+                .with_context(|| format!("{label}: cannot store as dense"))?;
+            let (_, mut sparse) = common::load_model(&path, true)?;
+            sparse
+                .repack(sparse_format, dtype)
+                .with_context(|| format!("{label}: cannot store as {}", a.sparse_format))?;
+            let mut variants = vec![("dense".to_string(), dense)];
+            if sparse.weight_bytes() == variants[0].1.weight_bytes() {
                 if !a.json {
-                    eprintln!("{label} {variant} {dtype}: {}", storage_summary(&model));
+                    eprintln!(
+                        "{label} {dtype}: no matrix is sparse enough to store sparse; dense only"
+                    );
                 }
-                decode(&model, &prompt, 8.min(a.new_tokens), false)?; // warm-up
-                let first = decode(&model, &prompt, a.new_tokens, true)?;
-                let mut best = first.tokens_per_second;
-                for _ in 1..a.repeat {
-                    best =
-                        best.max(decode(&model, &prompt, a.new_tokens, false)?.tokens_per_second);
+            } else {
+                variants.push((format!("sparse {}", a.sparse_format), sparse));
+            }
+            // Per variant: the first timed run (tokens and logits kept) and the best tokens/s.
+            let mut runs: Vec<(Decode, f64)> = Vec::new();
+            for (variant, model) in &variants {
+                if !a.json {
+                    eprintln!("{label} {variant} {dtype}: {}", storage_summary(model));
                 }
+                decode(model, &prompt, 8.min(a.new_tokens), false)?; // warm-up
+                let first = decode(model, &prompt, a.new_tokens, true)?;
+                let tps = first.tokens_per_second;
+                runs.push((first, tps));
+            }
+            for _ in 1..a.repeat {
+                for ((_, model), run) in variants.iter().zip(runs.iter_mut()) {
+                    let tps = decode(model, &prompt, a.new_tokens, false)?.tokens_per_second;
+                    run.1 = run.1.max(tps);
+                }
+            }
+            let dense_bytes = variants[0].1.weight_bytes() + kv_bytes;
+            for (vi, ((variant, model), (first, best))) in variants.iter().zip(&runs).enumerate() {
+                let bytes = model.weight_bytes() + kv_bytes;
                 let gbs = best * bytes as f64 / 1e9;
                 let mut row = Variant {
                     model: label.clone(),
-                    variant,
+                    variant: variant.clone(),
                     dtype,
-                    storage: storage_summary(&model),
+                    storage: storage_summary(model),
                     bytes_per_token: bytes,
-                    tokens_per_second: best,
+                    tokens_per_second: *best,
                     gb_per_second: gbs,
                     fraction_of_bandwidth: gbs / read_bw,
                     ceiling_tokens_per_second: read_bw * 1e9 / bytes as f64,
@@ -246,32 +253,29 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                     same_tokens: None,
                     max_logit_diff: None,
                 };
-                match &dense_run {
-                    Some((d, dbytes, dtps)) if sparse => {
-                        let speedup = best / dtps;
-                        let limit = *dbytes as f64 / bytes as f64;
-                        row.speedup = Some(speedup);
-                        row.byte_ratio_limit = Some(limit);
-                        row.fraction_of_limit = Some(speedup / limit);
-                        row.same_tokens = Some(d.tokens == first.tokens);
-                        let diff = d
-                            .logits
-                            .iter()
-                            .zip(&first.logits)
-                            .flat_map(|(x, y)| x.iter().zip(y).map(|(a, b)| (a - b).abs()))
-                            .fold(0f32, f32::max);
-                        row.max_logit_diff = Some(diff);
-                    }
-                    _ => {}
-                }
-                if !sparse {
+                if vi == 0 {
                     if mi == 0 && dtype == ValueDtype::F32 {
-                        ours_first_dense = Some((best, first.tokens.clone()));
+                        ours_first_dense = Some((*best, first.tokens.clone()));
                     }
-                    dense_run = Some((first, bytes, best));
+                } else {
+                    let (d, dtps) = (&runs[0].0, runs[0].1);
+                    let speedup = best / dtps;
+                    let limit = dense_bytes as f64 / bytes as f64;
+                    row.speedup = Some(speedup);
+                    row.byte_ratio_limit = Some(limit);
+                    row.fraction_of_limit = Some(speedup / limit);
+                    row.same_tokens = Some(d.tokens == first.tokens);
+                    let diff = d
+                        .logits
+                        .iter()
+                        .zip(&first.logits)
+                        .flat_map(|(x, y)| x.iter().zip(y).map(|(a, b)| (a - b).abs()))
+                        .fold(0f32, f32::max);
+                    row.max_logit_diff = Some(diff);
                 }
                 rows.push(row);
             }
+            drop(variants);
             if mi == 0 && dtype == a.dtype[0] && !a.no_reference && reference.is_none() {
                 let args: Vec<String> = vec![
                     "--model".into(),

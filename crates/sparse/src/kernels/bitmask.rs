@@ -12,12 +12,16 @@
 //!
 //! AVX-512 loads exactly `popcount` values with a fault-suppressing masked load (`bzhi` builds the
 //! load mask) and expands in registers: measured faster on Zen 4 than the memory form
-//! `vexpandps zmm{k}{z}, m512` (0.99 vs 1.7 ns per 16 cache-resident columns, one thread). Rows
-//! are processed one at a time, so the values are read as one sequential stream that the hardware
-//! prefetcher follows across rows. Interleaving rows (one load of `x` for several rows) was
-//! measured slower: with four rows, 0.90× dense decode at 50% on the default model against 1.4–1.5×
-//! now, and still slower with a software prefetch 1 KiB ahead of every row; with two short rows,
-//! 0.79×. The chunk loop is unrolled by hand so the accumulators stay in registers.
+//! `vexpandps zmm{k}{z}, m512` (0.99 vs 1.7 ns per 16 cache-resident columns, one thread). f32
+//! rows of whole 64-column words whose values are followed by at least `LANES` more (all rows but
+//! the last few of a matrix) take a hand-scheduled loop instead
+//! ([`Simd::bitmask_row_f32`](super::simd::Simd::bitmask_row_f32)): plain 16-value loads, the
+//! accumulators in registers and a software prefetch 4 KiB ahead of the values (on 576-column
+//! rows in DRAM at 70% sparsity, one thread: 0.96–1.05 ns per 16 columns against 1.5–1.8). Rows are processed one at a time, so the values are read
+//! as one sequential stream that the hardware prefetcher follows across rows. Interleaving rows
+//! (one load of `x` for several rows) was measured slower: with four rows, 0.90× dense decode at
+//! 50% on the default model; with two short rows, 0.79×. The chunk loop is unrolled by hand so
+//! the accumulators stay in registers.
 //!
 //! **Same digits as dense.** Every `LANES`-column chunk goes into the accumulator it uses in the
 //! dense GEMV ([`super::dense`]: four per row, by chunk index, the ragged end into the first), and
@@ -74,79 +78,112 @@ unsafe fn spmv_rows_body<S: Simd, V: Val, R: RowStarts>(
     x: &[f32],
     y: &mut [f32],
 ) {
+    let cols = x.len();
+    let nv = vals.len();
+    for (i, yi) in y.iter_mut().enumerate() {
+        let r = r0 + i;
+        let k = starts.start(r);
+        // A row owns at most `cols` values, so when `cols + LANES` values follow its start every
+        // expand of the row may read `LANES` values whole (no masked load); only the last rows
+        // of the matrix take the exact-length path.
+        *yi += if k + cols + S::LANES <= nv {
+            spmv_row::<S, V, true>(mask, r, k, vals, x)
+        } else {
+            spmv_row::<S, V, false>(mask, r, k, vals, x)
+        };
+    }
+}
+
+/// Row `r` of the matrix times `x`, its values starting at `vals[k]`; `FULL`: every expand may
+/// read `LANES` values.
+///
+/// # Safety
+/// As [`spmv_rows_body`], for row `r`; with `FULL`, `k + x.len() + LANES <= vals.len()`.
+#[inline(always)]
+unsafe fn spmv_row<S: Simd, V: Val, const FULL: bool>(
+    mask: &[u64],
+    r: usize,
+    mut k: usize,
+    vals: &[V::Raw],
+    x: &[f32],
+) -> f32 {
     let l = S::LANES;
     let cols = x.len();
     let wpr = cols.div_ceil(64);
     let full_words = cols / 64;
     let lane_mask: u64 = if l == 64 { u64::MAX } else { (1u64 << l) - 1 };
     let vp = vals.as_ptr();
-    let nv = vals.len();
     let xp = x.as_ptr();
     // Chunks before these columns rotate over the four accumulators; the rest go into the
     // first, as in the dense kernel.
     let main4 = cols - cols % (4 * l);
-    for (i, yi) in y.iter_mut().enumerate() {
-        let r = r0 + i;
-        let words = mask.as_ptr().add(r * wpr);
-        let mut k = starts.start(r);
-        // Four accumulators: four independent FMA chains per 64 columns, in registers (the
-        // chunk loop is unrolled by hand, so no accumulator is indexed dynamically).
-        let (mut a0, mut a1, mut a2, mut a3) = (S::zero(), S::zero(), S::zero(), S::zero());
-        // Whole words: every column chunk is inside x.
-        for j in 0..full_words {
-            let word = *words.add(j);
-            let xw = xp.add(j * 64);
-
-            // One LANES-column chunk at offset `$q` of the word: the expand reads
-            // popcount(bits) values of this row (inside `vals` by the contract), or LANES values
-            // when at least LANES remain in `vals`.
-            macro_rules! chunk {
-                ($q:expr, $a:ident) => {{
-                    let bits = ((word >> $q) & lane_mask) as u32;
-                    let v = V::expand::<S>(bits, vp.add(k), k + l <= nv);
-                    $a = S::fma(v, S::load(xw.add($q)), $a);
-                    k += bits.count_ones() as usize;
-                }};
-            }
-            if l == 16 {
-                chunk!(0, a0);
-                chunk!(16, a1);
-                chunk!(32, a2);
-                chunk!(48, a3);
-            } else {
-                debug_assert_eq!(l, 8);
-                chunk!(0, a0);
-                chunk!(8, a1);
-                chunk!(16, a2);
-                chunk!(24, a3);
-                chunk!(32, a0);
-                chunk!(40, a1);
-                chunk!(48, a2);
-                chunk!(56, a3);
-            }
+    let words = mask.as_ptr().add(r * wpr);
+    // Four accumulators: four independent FMA chains per 64 columns, in registers (the chunk
+    // loop is unrolled by hand, so no accumulator is indexed dynamically).
+    let (mut a0, mut a1, mut a2, mut a3) = (S::zero(), S::zero(), S::zero(), S::zero());
+    // f32 rows of whole words with room to read whole chunks go through the level's
+    // hand-scheduled loop when it has one.
+    if FULL && V::IS_F32 && full_words == wpr {
+        // SAFETY: the row's `wpr` mask words exist (contract of `spmv_rows_body`); `x` holds
+        // `64 wpr` columns; `V::Raw` is f32, and with FULL the row's values and `LANES` more
+        // are inside `vals`.
+        if let Some(dot) = S::bitmask_row_f32(words, wpr, vp.add(k).cast(), xp) {
+            return dot;
         }
-        // The last, partial word: chunks past `cols` hold no bits; x is read with a masked load.
-        if full_words < wpr {
-            let word = *words.add(full_words);
-            let mut q = 0;
-            while full_words * 64 + q < cols {
-                let bits = ((word >> q) & lane_mask) as u32;
-                let c = full_words * 64 + q;
-                let v = V::expand::<S>(bits, vp.add(k), k + l <= nv);
-                let xv = S::load_n(xp.add(c), (cols - c).min(l));
-                let acc = if c < main4 { (c / l) % 4 } else { 0 };
-                match acc {
-                    1 => a1 = S::fma(v, xv, a1),
-                    2 => a2 = S::fma(v, xv, a2),
-                    3 => a3 = S::fma(v, xv, a3),
-                    _ => a0 = S::fma(v, xv, a0),
-                }
-                k += bits.count_ones() as usize;
-                q += l;
-            }
-        }
-        *yi += S::hsum(S::add(S::add(a0, a1), S::add(a2, a3)));
     }
+    // Whole words: every column chunk is inside x.
+    for j in 0..full_words {
+        let word = *words.add(j);
+        let xw = xp.add(j * 64);
+
+        // One LANES-column chunk at offset `$q` of the word: the expand reads popcount(bits)
+        // values of this row (inside `vals` by the contract), or LANES values with FULL.
+        macro_rules! chunk {
+            ($q:expr, $a:ident) => {{
+                let bits = ((word >> $q) & lane_mask) as u32;
+                let v = V::expand::<S>(bits, vp.add(k), FULL);
+                $a = S::fma(v, S::load(xw.add($q)), $a);
+                k += bits.count_ones() as usize;
+            }};
+        }
+        if l == 16 {
+            chunk!(0, a0);
+            chunk!(16, a1);
+            chunk!(32, a2);
+            chunk!(48, a3);
+        } else {
+            debug_assert_eq!(l, 8);
+            chunk!(0, a0);
+            chunk!(8, a1);
+            chunk!(16, a2);
+            chunk!(24, a3);
+            chunk!(32, a0);
+            chunk!(40, a1);
+            chunk!(48, a2);
+            chunk!(56, a3);
+        }
+    }
+    // The last, partial word: chunks past `cols` hold no bits; x is read with a masked load.
+    if full_words < wpr {
+        let word = *words.add(full_words);
+        let mut q = 0;
+        while full_words * 64 + q < cols {
+            let bits = ((word >> q) & lane_mask) as u32;
+            let c = full_words * 64 + q;
+            let v = V::expand::<S>(bits, vp.add(k), FULL);
+            let xv = S::load_n(xp.add(c), (cols - c).min(l));
+            let acc = if c < main4 { (c / l) % 4 } else { 0 };
+            match acc {
+                1 => a1 = S::fma(v, xv, a1),
+                2 => a2 = S::fma(v, xv, a2),
+                3 => a3 = S::fma(v, xv, a3),
+                _ => a0 = S::fma(v, xv, a0),
+            }
+            k += bits.count_ones() as usize;
+            q += l;
+        }
+    }
+    S::hsum(S::add(S::add(a0, a1), S::add(a2, a3)))
 }
 
 per_isa! {

@@ -88,16 +88,36 @@ pub fn gemv_f32_isa(isa: Isa, w: &[f32], rows: usize, cols: usize, x: &[f32], y:
     assert_eq!(w.len(), rows * cols);
     assert_eq!(x.len(), cols);
     assert_eq!(y.len(), rows);
-    dense_gemv::<F32>(isa, w, cols, x, y);
+    par_rows(y, std::mem::size_of_val(w), 4, |r0, ys| {
+        dense_f32_block(isa, w, r0, x, ys)
+    });
 }
 
-fn dense_gemv<V: simd::Val>(isa: Isa, w: &[V::Raw], cols: usize, x: &[f32], y: &mut [f32]) {
-    let bytes = std::mem::size_of_val(w);
-    par_rows(y, bytes, 4, |r0, ys| {
-        let w = &w[r0 * cols..(r0 + ys.len()) * cols];
-        // SAFETY: `isa` passed `check_isa`; `w` holds exactly `ys.len()` rows of `cols = x.len()`.
-        unsafe { dense::gemv_rows::<V>(isa, w, x, ys) }
+/// `y (batch, rows) += x (batch, cols) Wᵀ` for a small batch, with the digits of [`gemv_f32`]
+/// for every row of `x` (see [`gemv_batch_isa`]); `w (rows, cols)` dense f32 row-major.
+///
+/// # Panics
+/// If a buffer length disagrees with the shape.
+pub fn gemv_batch_f32(w: &[f32], rows: usize, cols: usize, x: &[f32], batch: usize, y: &mut [f32]) {
+    let isa = Isa::active();
+    assert_eq!(w.len(), rows * cols);
+    assert_eq!(x.len(), batch * cols);
+    assert_eq!(y.len(), batch * rows);
+    if rows == 0 || cols == 0 || batch == 0 {
+        return;
+    }
+    batch_rows(rows, batch, std::mem::size_of_val(w), x, y, |r0, xb, ys| {
+        dense_f32_block(isa, w, r0, xb, ys)
     });
+}
+
+/// Rows `r0..r0 + y.len()` of `W x` for a dense f32 `w (rows, x.len())`, on this thread.
+fn dense_f32_block(isa: Isa, w: &[f32], r0: usize, x: &[f32], y: &mut [f32]) {
+    let cols = x.len();
+    let w = &w[r0 * cols..(r0 + y.len()) * cols];
+    // SAFETY: `isa` passed `check_isa` (or is `Isa::active()`); `w` holds exactly `y.len()`
+    // rows of `cols = x.len()`.
+    unsafe { dense::gemv_rows::<F32>(isa, w, x, y) }
 }
 
 /// Dispatches on the value array: binds the type `$V` (a [`simd::Val`]) and the raw slice `$v`.
@@ -153,81 +173,140 @@ pub fn gemv_isa(isa: Isa, m: &PackedMatrix, x: &[f32], y: &mut [f32]) {
     if rows == 0 || cols == 0 {
         return;
     }
-    let bytes = m.nbytes();
-    match m {
-        PackedMatrix::Dense(d) => {
-            with_values!(d.values(), V, v => dense_gemv::<V>(isa, v, cols, x, y))
+    let align = if matches!(m, PackedMatrix::Dense(_)) {
+        4
+    } else {
+        1
+    };
+    par_rows(y, m.nbytes(), align, |r0, ys| gemv_block(isa, m, r0, x, ys));
+}
+
+/// `y (batch, rows) += x (batch, cols) Wᵀ` for a small batch with the active ISA (see
+/// [`gemv_batch_isa`]).
+pub(crate) fn gemv_batch(m: &PackedMatrix, x: &[f32], batch: usize, y: &mut [f32]) {
+    gemv_batch_isa(Isa::active(), m, x, batch, y);
+}
+
+/// `y (batch, rows) += x (batch, cols) Wᵀ` for a small batch (a short prompt's prefill, a few
+/// sequences decoded together) through the GEMV kernels of `isa`: every output element has the
+/// digits [`gemv_isa`] gives for its row of `x`, so a prompt prefilled from dense and from
+/// bitmask storage of the same weights gives the same hidden states bit for bit (the SpMM and
+/// GEMM kernels sum in different orders). Blocks of rows of at most [`BATCH_BLOCK_BYTES`] are
+/// multiplied with every vector in turn while they stay in cache, so the matrix is read from
+/// memory about once; the GEMV kernels then run on cached rows, which for a batch of up to
+/// [`GEMV_BATCH_MAX`] costs about what a register-blocked GEMM of so few rows does.
+///
+/// # Panics
+/// If `x` or `y` has the wrong length, or the CPU lacks `isa`.
+pub fn gemv_batch_isa(isa: Isa, m: &PackedMatrix, x: &[f32], batch: usize, y: &mut [f32]) {
+    check_isa(isa);
+    let (rows, cols) = m.shape();
+    assert_eq!(x.len(), batch * cols, "gemv_batch input length");
+    assert_eq!(y.len(), batch * rows, "gemv_batch output length");
+    if rows == 0 || cols == 0 || batch == 0 {
+        return;
+    }
+    batch_rows(rows, batch, m.nbytes(), x, y, |r0, xb, ys| {
+        gemv_block(isa, m, r0, xb, ys)
+    });
+}
+
+/// The batch size up to which a layer's product runs through [`gemv_batch`] (see there);
+/// larger batches go through the GEMM / SpMM kernels.
+pub const GEMV_BATCH_MAX: usize = 8;
+
+/// Matrix bytes per block of rows in [`gemv_batch_isa`] (a quarter of this CPU class's L2, so
+/// the block, the vectors and the outputs stay cached across the batch).
+const BATCH_BLOCK_BYTES: usize = 256 * 1024;
+
+/// Runs `f(r0, x_b, out)` — rows `r0..r0 + out.len()` of the product with vector `x_b` — for
+/// every block of rows and every vector of the batch, block-major, and adds the results into
+/// `y (batch, rows)`. `bytes` is the matrix's size (sets the block height).
+fn batch_rows<F>(rows: usize, batch: usize, bytes: usize, x: &[f32], y: &mut [f32], f: F)
+where
+    F: Fn(usize, &[f32], &mut [f32]) + Sync,
+{
+    let cols = x.len() / batch;
+    let block = (BATCH_BLOCK_BYTES as u128 * rows as u128 / bytes.max(1) as u128)
+        .clamp(1, rows as u128) as usize;
+    let nblocks = rows.div_ceil(block);
+    // One block: its (batch, block rows) products, each output starting from 0 so that adding
+    // it to `y` below makes exactly the one addition `*y += dot` of the GEMV kernels.
+    let run = |bi: usize| -> Vec<f32> {
+        let r0 = bi * block;
+        let nr = block.min(rows - r0);
+        let mut out = vec![0.0f32; batch * nr];
+        for (b, ob) in out.chunks_mut(nr).enumerate() {
+            f(r0, &x[b * cols..(b + 1) * cols], ob);
         }
+        out
+    };
+    let outs: Vec<Vec<f32>> =
+        if rayon::current_num_threads() > 1 && bytes >= PAR_MIN_BYTES && nblocks > 1 {
+            (0..nblocks).into_par_iter().map(run).collect()
+        } else {
+            (0..nblocks).map(run).collect()
+        };
+    for (bi, out) in outs.iter().enumerate() {
+        let r0 = bi * block;
+        let nr = out.len() / batch;
+        for b in 0..batch {
+            let yb = &mut y[b * rows + r0..b * rows + r0 + nr];
+            for (yv, o) in yb.iter_mut().zip(&out[b * nr..(b + 1) * nr]) {
+                *yv += o;
+            }
+        }
+    }
+}
+
+/// Rows `r0..r0 + y.len()` of `W x` for any stored matrix, on this thread.
+fn gemv_block(isa: Isa, m: &PackedMatrix, r0: usize, x: &[f32], y: &mut [f32]) {
+    let cols = x.len();
+    // SAFETY (all arms): `isa` passed `check_isa`; `r0 + y.len() <= rows` (the callers split
+    // `0..rows`); the matrix passed `from_parts` (or was built by `from_dense`), which
+    // validated what each kernel reads: dense, `rows × cols` values; CSR/COO, every row's span
+    // inside `idx`/`vals` and every column index below `cols == x.len()`; bitmask, the mask
+    // length (`rows × ceil(cols / 64)` words), clear padding bits, and each row's popcount
+    // matching its values from `starts.start(r)` on (for N:M, the derived mask has exactly
+    // `keep` bits per group); 2:4 under `fast24`, `rows × cols / 2` values and
+    // `rows × cols / 8` index bytes.
+    match m {
+        PackedMatrix::Dense(d) => with_values!(d.values(), V, v => {
+            let w = &v[r0 * cols..(r0 + y.len()) * cols];
+            unsafe { dense::gemv_rows::<V>(isa, w, x, y) }
+        }),
         PackedMatrix::Csr(c) => {
             let spans = CsrSpans(c.row_ptr());
             with_values!(c.values(), V, v => with_indices!(c.col_idx(), I, idx =>
-                spmv_csr::<V, I, _>(isa, &spans, idx, v, x, y, bytes)))
+                unsafe { csr::spmv_rows::<V, I, _>(isa, &spans, r0, idx, v, x, y) }))
         }
         PackedMatrix::Coo(c) => match c.row_idx() {
             Indices::U16(rows_idx) => {
                 let spans = CooSpans(rows_idx.as_slice());
                 with_values!(c.values(), V, v => with_indices!(c.col_idx(), I, idx =>
-                    spmv_csr::<V, I, _>(isa, &spans, idx, v, x, y, bytes)))
+                    unsafe { csr::spmv_rows::<V, I, _>(isa, &spans, r0, idx, v, x, y) }))
             }
             Indices::U32(rows_idx) => {
                 let spans = CooSpans(rows_idx.as_slice());
                 with_values!(c.values(), V, v => with_indices!(c.col_idx(), I, idx =>
-                    spmv_csr::<V, I, _>(isa, &spans, idx, v, x, y, bytes)))
+                    unsafe { csr::spmv_rows::<V, I, _>(isa, &spans, r0, idx, v, x, y) }))
             }
         },
         PackedMatrix::Bitmask(b) => {
             let starts = OffsetStarts(b.row_ptr());
-            with_values!(b.values(), V, v => spmv_bitmask::<V, _>(isa, b.mask(), &starts, v, x, y, bytes))
+            with_values!(b.values(), V, v =>
+                unsafe { bitmask::spmv_rows::<V, _>(isa, b.mask(), &starts, r0, v, x, y) })
         }
         PackedMatrix::Nm(n) if nm::fast24(n.keep(), n.m(), cols) => {
-            with_values!(n.values(), V, v => par_rows(y, bytes, 1, |r0, ys| {
-                // SAFETY: `isa` passed `check_isa`; `fast24` holds; `from_parts` validated that
-                // `vals` holds `rows × cols / 2` values and `idx` `rows × cols / 8` bytes, and
-                // `r0 + ys.len() <= rows`.
-                unsafe { nm::spmv24_rows::<V>(isa, v, n.indices(), r0, x, ys) }
-            }))
+            with_values!(n.values(), V, v =>
+                unsafe { nm::spmv24_rows::<V>(isa, v, n.indices(), r0, x, y) })
         }
         PackedMatrix::Nm(n) => {
             let starts = FixedStarts((cols / n.m()) * n.keep());
             with_values!(n.values(), V, v =>
-                spmv_bitmask::<V, _>(isa, n.mask_words(), &starts, v, x, y, bytes))
+                unsafe { bitmask::spmv_rows::<V, _>(isa, n.mask_words(), &starts, r0, v, x, y) })
         }
     }
-}
-
-fn spmv_csr<V: simd::Val, I: simd::Idx, R: csr::RowSpans>(
-    isa: Isa,
-    spans: &R,
-    idx: &[I::Raw],
-    vals: &[V::Raw],
-    x: &[f32],
-    y: &mut [f32],
-    bytes: usize,
-) {
-    par_rows(y, bytes, 1, |r0, ys| {
-        // SAFETY: `isa` passed `check_isa`; the matrix passed `from_parts` (or was built by
-        // `from_dense`), so every row's span lies inside `idx`/`vals` and every column index is
-        // below `cols == x.len()`; `r0 + ys.len() <= rows`.
-        unsafe { csr::spmv_rows::<V, I, R>(isa, spans, r0, idx, vals, x, ys) }
-    });
-}
-
-fn spmv_bitmask<V: simd::Val, R: bitmask::RowStarts>(
-    isa: Isa,
-    mask: &[u64],
-    starts: &R,
-    vals: &[V::Raw],
-    x: &[f32],
-    y: &mut [f32],
-    bytes: usize,
-) {
-    par_rows(y, bytes, 1, |r0, ys| {
-        // SAFETY: `isa` passed `check_isa`; `from_parts` validated the mask length
-        // (`rows × ceil(cols / 64)` words), clear padding bits, and that each row's popcount
-        // matches its values from `starts.start(r)` on (for N:M, the derived mask has exactly
-        // `keep` bits per group); `r0 + ys.len() <= rows`.
-        unsafe { bitmask::spmv_rows::<V, R>(isa, mask, starts, r0, vals, x, ys) }
-    });
 }
 
 /// `y += x Wᵀ` with the active ISA: `x (batch, cols)`, `y (batch, rows)`.

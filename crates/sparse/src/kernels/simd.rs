@@ -579,7 +579,28 @@ mod x86 {
         _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(r)))
     }
 
-    /// How far ahead of the values being read [`bitmask_words_f32_avx512`] prefetches, bytes.
+    /// One 16-column chunk of [`bitmask_row_f32_avx512`]'s loop, its bits in the low 16 of `w`:
+    /// load 16 values, expand them to the set bits' lanes, FMA with `x` at byte offset `$xoff`
+    /// into accumulator `$acc`, and step the value pointer by the popcount.
+    macro_rules! bitmask_chunk {
+        ($acc:literal, $xoff:literal) => {
+            concat!(
+                "kmovw k1, {w:e}\n",
+                "movzx {c}, {w:x}\n",
+                "popcnt {c}, {c}\n",
+                "vmovups {t}, zmmword ptr [{vp}]\n",
+                "vexpandps {t} {{k1}} {{z}}, {t}\n",
+                "vfmadd231ps {",
+                $acc,
+                "}, {t}, zmmword ptr [{xp} + ",
+                $xoff,
+                "]\n",
+                "lea {vp}, [{vp} + 4*{c}]",
+            )
+        };
+    }
+
+    /// How far ahead of the values being read [`bitmask_row_f32_avx512`] prefetches, bytes.
     /// Measured on Zen 4 with the values in DRAM and 576-column rows (the default model's), one
     /// thread: 2–8 KiB ahead took 0.96–1.05 ns per 16-column chunk at 70% sparsity against
     /// 1.37–1.48 without (256 B: 1.32, 1 KiB: 1.14, 16 KiB: 1.05), and 5–10% less at 50%.
@@ -637,40 +658,14 @@ mod x86 {
             "2:",
             "mov {w}, qword ptr [{wp}]",
             "prefetcht0 [{vp} + {ahead}]",
-            // Chunk 0: bits 0..16.
-            "kmovw k1, {w:e}",
-            "movzx {c}, {w:x}",
-            "popcnt {c}, {c}",
-            "vmovups {t}, zmmword ptr [{vp}]",
-            "vexpandps {t} {{k1}} {{z}}, {t}",
-            "vfmadd231ps {a0}, {t}, zmmword ptr [{xp}]",
-            "lea {vp}, [{vp} + 4*{c}]",
-            // Chunk 1: bits 16..32.
+            // The four 16-bit chunks of the word, `w` shifted down by 16 between them.
+            bitmask_chunk!("a0", "0"),
             "shr {w}, 16",
-            "kmovw k1, {w:e}",
-            "movzx {c}, {w:x}",
-            "popcnt {c}, {c}",
-            "vmovups {t}, zmmword ptr [{vp}]",
-            "vexpandps {t} {{k1}} {{z}}, {t}",
-            "vfmadd231ps {a1}, {t}, zmmword ptr [{xp} + 64]",
-            "lea {vp}, [{vp} + 4*{c}]",
-            // Chunk 2: bits 32..48.
+            bitmask_chunk!("a1", "64"),
             "shr {w}, 16",
-            "kmovw k1, {w:e}",
-            "movzx {c}, {w:x}",
-            "popcnt {c}, {c}",
-            "vmovups {t}, zmmword ptr [{vp}]",
-            "vexpandps {t} {{k1}} {{z}}, {t}",
-            "vfmadd231ps {a2}, {t}, zmmword ptr [{xp} + 128]",
-            "lea {vp}, [{vp} + 4*{c}]",
-            // Chunk 3: bits 48..64 (the only bits left in w).
+            bitmask_chunk!("a2", "128"),
             "shr {w}, 16",
-            "kmovw k1, {w:e}",
-            "popcnt {c}, {w}",
-            "vmovups {t}, zmmword ptr [{vp}]",
-            "vexpandps {t} {{k1}} {{z}}, {t}",
-            "vfmadd231ps {a3}, {t}, zmmword ptr [{xp} + 192]",
-            "lea {vp}, [{vp} + 4*{c}]",
+            bitmask_chunk!("a3", "192"),
             "add {xp}, 256",
             "add {wp}, 8",
             "cmp {wp}, {end}",
@@ -692,6 +687,18 @@ mod x86 {
         );
         let _ = (wp, vp, xp);
         _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)))
+    }
+
+    /// The 16-bit values an expand by `bits` consumes: 16 whole when `full` (the caller
+    /// proves they are readable), else a masked load of exactly `popcount(bits)` (no fault
+    /// past them).
+    #[inline(always)]
+    unsafe fn load16_for_expand(bits: u32, p: *const u16, full: bool) -> __m256i {
+        if full {
+            _mm256_loadu_si256(p.cast())
+        } else {
+            _mm256_maskz_loadu_epi16(_bzhi_u32(0xffff, bits.count_ones()) as __mmask16, p.cast())
+        }
     }
 
     impl Simd for Avx512 {
@@ -752,22 +759,14 @@ mod x86 {
             // then a register expand: measured faster on Zen 4 than the memory form
             // `vexpandps zmm{k}{z}, m512`.
             // Always the masked load: LLVM folds a plain load into the memory form of the
-            // expand. Whole rows of f32 go through `bitmask_words_f32` instead.
+            // expand. Whole rows of f32 go through `bitmask_row_f32` instead.
             let v = _mm512_maskz_loadu_ps(_bzhi_u32(0xffff, bits.count_ones()) as __mmask16, p);
             _mm512_maskz_expand_ps(bits as __mmask16, v)
         }
         #[inline(always)]
         unsafe fn expand_bf16(bits: u32, p: *const u16, full: bool) -> __m512 {
-            // A masked load of exactly popcount(bits) values (no fault past them), widened,
-            // then expanded to the lanes of the set bits.
-            let r = if full {
-                _mm256_loadu_si256(p.cast())
-            } else {
-                _mm256_maskz_loadu_epi16(
-                    _bzhi_u32(0xffff, bits.count_ones()) as __mmask16,
-                    p.cast(),
-                )
-            };
+            // The raw values, widened, then expanded to the lanes of the set bits.
+            let r = load16_for_expand(bits, p, full);
             _mm512_castsi512_ps(_mm512_maskz_expand_epi32(
                 bits as __mmask16,
                 _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(r)),
@@ -775,14 +774,7 @@ mod x86 {
         }
         #[inline(always)]
         unsafe fn expand_f16(bits: u32, p: *const u16, full: bool) -> __m512 {
-            let r = if full {
-                _mm256_loadu_si256(p.cast())
-            } else {
-                _mm256_maskz_loadu_epi16(
-                    _bzhi_u32(0xffff, bits.count_ones()) as __mmask16,
-                    p.cast(),
-                )
-            };
+            let r = load16_for_expand(bits, p, full);
             _mm512_maskz_expand_ps(bits as __mmask16, _mm512_cvtph_ps(r))
         }
         #[inline(always)]

@@ -181,8 +181,8 @@ impl Linear {
                 if x.rows == 1 {
                     kernels::gemv_f32(w, n, self.in_features, &x.data, &mut out.data);
                 } else {
-                    let (rows, cols) = (x.rows, self.in_features);
-                    kernels::gemv_batch_f32(w, n, cols, &x.data, rows, &mut out.data);
+                    let (cols, batch) = (self.in_features, x.rows);
+                    kernels::gemv_batch_f32(w, n, cols, &x.data, batch, &mut out.data);
                 }
             }
             LinearWeight::Packed(p) if whole => {

@@ -31,10 +31,11 @@ Examples:
 Each MODEL is loaded twice per value type: with every linear layer stored dense, and with each
 stored in the format that reads the fewest bytes for its sparsity pattern (--sparse-format). The
 timed runs of the two alternate (dense, sparse, dense, ...; --repeat each, the fastest kept), so
-both see the same memory bandwidth as it drifts. Both decode the same prompt greedily for --new-tokens tokens; the
-report gives tokens/s (first new token to last, prefill excluded), bytes read per token, the
-fraction of the measured read bandwidth that is, the sparse/dense speedup beside its byte-ratio
-limit, whether the greedy tokens are identical and the largest logit difference over all steps.
+both see the same memory bandwidth as it drifts. Both decode the same prompt greedily for
+--new-tokens tokens; the report gives tokens/s (first new token to last, prefill excluded), bytes
+read per token, the fraction of the measured read bandwidth that is, the sparse/dense speedup
+beside its byte-ratio limit, whether the greedy tokens are identical and the largest logit
+difference over all steps.
 The first model is also run with transformers + PyTorch (f32, same thread count) when the Python
 interpreter has torch, transformers and gguf.")]
 pub struct DecodeBenchArgs {

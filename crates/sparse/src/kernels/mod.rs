@@ -40,15 +40,15 @@ const PAR_MIN_BYTES: usize = 192 * 1024;
 /// thread slowed by other load).
 const PAR_FINE_BYTES: usize = 8 << 20;
 
-/// Runs `f(r0, y[r0..r1])` over blocks of rows (multiples of `align` rows except the last),
-/// in parallel when `bytes` (what the product reads) is large enough.
-fn par_rows<F>(y: &mut [f32], bytes: usize, align: usize, f: F)
+/// Runs `f(r0, y[r0..r1])` over blocks of rows, in parallel when `bytes` (what the product
+/// reads) is large enough.
+fn par_rows<F>(y: &mut [f32], bytes: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync,
 {
     let rows = y.len();
     let threads = rayon::current_num_threads();
-    if threads <= 1 || bytes < PAR_MIN_BYTES || rows < 2 * align {
+    if threads <= 1 || bytes < PAR_MIN_BYTES || rows < 2 {
         f(0, y);
         return;
     }
@@ -57,7 +57,7 @@ where
     } else {
         threads
     };
-    let chunk = rows.div_ceil(blocks).next_multiple_of(align);
+    let chunk = rows.div_ceil(blocks);
     y.par_chunks_mut(chunk)
         .enumerate()
         .for_each(|(i, ys)| f(i * chunk, ys));
@@ -88,8 +88,8 @@ pub fn gemv_f32_isa(isa: Isa, w: &[f32], rows: usize, cols: usize, x: &[f32], y:
     assert_eq!(w.len(), rows * cols);
     assert_eq!(x.len(), cols);
     assert_eq!(y.len(), rows);
-    par_rows(y, std::mem::size_of_val(w), 4, |r0, ys| {
-        dense_f32_block(isa, w, r0, x, ys)
+    par_rows(y, std::mem::size_of_val(w), |r0, ys| {
+        dense_block::<F32>(isa, w, r0, x, ys)
     });
 }
 
@@ -103,21 +103,21 @@ pub fn gemv_batch_f32(w: &[f32], rows: usize, cols: usize, x: &[f32], batch: usi
     assert_eq!(w.len(), rows * cols);
     assert_eq!(x.len(), batch * cols);
     assert_eq!(y.len(), batch * rows);
-    if rows == 0 || cols == 0 || batch == 0 {
-        return;
-    }
     batch_rows(rows, batch, std::mem::size_of_val(w), x, y, |r0, xb, ys| {
-        dense_f32_block(isa, w, r0, xb, ys)
+        dense_block::<F32>(isa, w, r0, xb, ys)
     });
 }
 
-/// Rows `r0..r0 + y.len()` of `W x` for a dense f32 `w (rows, x.len())`, on this thread.
-fn dense_f32_block(isa: Isa, w: &[f32], r0: usize, x: &[f32], y: &mut [f32]) {
+/// Rows `r0..r0 + y.len()` of `W x` for a dense row-major `w (rows, x.len())`, on this thread.
+///
+/// # Panics
+/// If `w` has fewer than `r0 + y.len()` rows.
+fn dense_block<V: simd::Val>(isa: Isa, w: &[V::Raw], r0: usize, x: &[f32], y: &mut [f32]) {
     let cols = x.len();
     let w = &w[r0 * cols..(r0 + y.len()) * cols];
-    // SAFETY: `isa` passed `check_isa` (or is `Isa::active()`); `w` holds exactly `y.len()`
-    // rows of `cols = x.len()`.
-    unsafe { dense::gemv_rows::<F32>(isa, w, x, y) }
+    // SAFETY: `isa` is supported (every caller passed `check_isa` or took `Isa::active()`);
+    // the slice above holds exactly `y.len()` rows of `cols = x.len()`.
+    unsafe { dense::gemv_rows::<V>(isa, w, x, y) }
 }
 
 /// Dispatches on the value array: binds the type `$V` (a [`simd::Val`]) and the raw slice `$v`.
@@ -173,12 +173,7 @@ pub fn gemv_isa(isa: Isa, m: &PackedMatrix, x: &[f32], y: &mut [f32]) {
     if rows == 0 || cols == 0 {
         return;
     }
-    let align = if matches!(m, PackedMatrix::Dense(_)) {
-        4
-    } else {
-        1
-    };
-    par_rows(y, m.nbytes(), align, |r0, ys| gemv_block(isa, m, r0, x, ys));
+    par_rows(y, m.nbytes(), |r0, ys| gemv_block(isa, m, r0, x, ys));
 }
 
 /// `y (batch, rows) += x (batch, cols) Wᵀ` for a small batch with the active ISA (see
@@ -203,9 +198,6 @@ pub fn gemv_batch_isa(isa: Isa, m: &PackedMatrix, x: &[f32], batch: usize, y: &m
     let (rows, cols) = m.shape();
     assert_eq!(x.len(), batch * cols, "gemv_batch input length");
     assert_eq!(y.len(), batch * rows, "gemv_batch output length");
-    if rows == 0 || cols == 0 || batch == 0 {
-        return;
-    }
     batch_rows(rows, batch, m.nbytes(), x, y, |r0, xb, ys| {
         gemv_block(isa, m, r0, xb, ys)
     });
@@ -221,11 +213,15 @@ const BATCH_BLOCK_BYTES: usize = 256 * 1024;
 
 /// Runs `f(r0, x_b, out)` — rows `r0..r0 + out.len()` of the product with vector `x_b` — for
 /// every block of rows and every vector of the batch, block-major, and adds the results into
-/// `y (batch, rows)`. `bytes` is the matrix's size (sets the block height).
+/// `y (batch, rows)`. `bytes` is the matrix's size (sets the block height). An empty product
+/// does nothing.
 fn batch_rows<F>(rows: usize, batch: usize, bytes: usize, x: &[f32], y: &mut [f32], f: F)
 where
     F: Fn(usize, &[f32], &mut [f32]) + Sync,
 {
+    if rows == 0 || batch == 0 || x.is_empty() {
+        return;
+    }
     let cols = x.len() / batch;
     let block = (BATCH_BLOCK_BYTES as u128 * rows as u128 / bytes.max(1) as u128)
         .clamp(1, rows as u128) as usize;
@@ -262,19 +258,18 @@ where
 /// Rows `r0..r0 + y.len()` of `W x` for any stored matrix, on this thread.
 fn gemv_block(isa: Isa, m: &PackedMatrix, r0: usize, x: &[f32], y: &mut [f32]) {
     let cols = x.len();
-    // SAFETY (all arms): `isa` passed `check_isa`; `r0 + y.len() <= rows` (the callers split
-    // `0..rows`); the matrix passed `from_parts` (or was built by `from_dense`), which
-    // validated what each kernel reads: dense, `rows × cols` values; CSR/COO, every row's span
+    // SAFETY (the sparse arms): `isa` passed `check_isa`; `r0 + y.len() <= rows` (the callers
+    // split `0..rows`); the matrix passed `from_parts` (or was built by `from_dense`), which
+    // validated what each kernel reads: CSR/COO, every row's span
     // inside `idx`/`vals` and every column index below `cols == x.len()`; bitmask, the mask
     // length (`rows × ceil(cols / 64)` words), clear padding bits, and each row's popcount
     // matching its values from `starts.start(r)` on (for N:M, the derived mask has exactly
     // `keep` bits per group); 2:4 under `fast24`, `rows × cols / 2` values and
     // `rows × cols / 8` index bytes.
     match m {
-        PackedMatrix::Dense(d) => with_values!(d.values(), V, v => {
-            let w = &v[r0 * cols..(r0 + y.len()) * cols];
-            unsafe { dense::gemv_rows::<V>(isa, w, x, y) }
-        }),
+        PackedMatrix::Dense(d) => {
+            with_values!(d.values(), V, v => dense_block::<V>(isa, v, r0, x, y))
+        }
         PackedMatrix::Csr(c) => {
             let spans = CsrSpans(c.row_ptr());
             with_values!(c.values(), V, v => with_indices!(c.col_idx(), I, idx =>

@@ -634,15 +634,15 @@ mod x86 {
         vals: *const f32,
         x: *const f32,
     ) -> f32 {
+        if n == 0 {
+            return 0.0;
+        }
         let (mut a0, mut a1, mut a2, mut a3) = (
             _mm512_setzero_ps(),
             _mm512_setzero_ps(),
             _mm512_setzero_ps(),
             _mm512_setzero_ps(),
         );
-        if n == 0 {
-            return 0.0;
-        }
         let mut wp = words;
         let mut vp = vals;
         let mut xp = x;
@@ -757,9 +757,8 @@ mod x86 {
         unsafe fn expand_f32(bits: u32, p: *const f32, _full: bool) -> __m512 {
             // A masked load of exactly popcount(bits) values (fault-suppressed beyond them),
             // then a register expand: measured faster on Zen 4 than the memory form
-            // `vexpandps zmm{k}{z}, m512`.
-            // Always the masked load: LLVM folds a plain load into the memory form of the
-            // expand. Whole rows of f32 go through `bitmask_row_f32` instead.
+            // `vexpandps zmm{k}{z}, m512`. Masked even when `full`: LLVM folds a plain load into
+            // that memory form. Whole f32 rows take `bitmask_row_f32` instead.
             let v = _mm512_maskz_loadu_ps(_bzhi_u32(0xffff, bits.count_ones()) as __mmask16, p);
             _mm512_maskz_expand_ps(bits as __mmask16, v)
         }

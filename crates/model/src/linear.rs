@@ -226,6 +226,40 @@ impl Linear {
         out
     }
 
+    /// `[x W_iᵀ + b_i]` for several layers that read the same input `x (rows, in)` (q, k and v;
+    /// gate and up), each `(rows, out_i)` with the digits [`Linear::forward`] gives it. A
+    /// single row (decode) goes through [`kernels::gemv_many`], which runs all the products in
+    /// one fork/join of the thread pool when one of them is too small to split on its own; more
+    /// rows run layer by layer.
+    ///
+    /// # Panics
+    /// If a layer's input width differs from `x`'s.
+    pub fn forward_shared<const N: usize>(layers: [&Linear; N], x: &Matrix) -> [Matrix; N] {
+        if x.rows != 1 {
+            return layers.map(|l| l.forward(x));
+        }
+        let mut outs = layers.map(|l| {
+            assert_eq!(x.cols, l.in_features, "linear input width mismatch");
+            match &l.bias {
+                Some(b) => Matrix::from_vec(1, l.out_features, b.clone()),
+                None => Matrix::zeros(1, l.out_features),
+            }
+        });
+        let products = layers
+            .iter()
+            .zip(outs.iter_mut())
+            .map(|(l, o)| {
+                let w = match &l.weight {
+                    LinearWeight::Dense(w) => kernels::GemvWeight::DenseF32(w),
+                    LinearWeight::Packed(p) => kernels::GemvWeight::Packed(p),
+                };
+                (w, o.data.as_mut_slice())
+            })
+            .collect();
+        kernels::gemv_many(&x.data, products);
+        outs
+    }
+
     /// Number of stored weight values (stored entries for sparse formats) plus the bias.
     pub fn num_params(&self) -> usize {
         let w = match &self.weight {

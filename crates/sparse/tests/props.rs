@@ -323,6 +323,59 @@ proptest! {
         }
     }
 
+    /// Several matrices that read one vector, multiplied in one call (in one fork/join when one
+    /// of them is too small to split on its own), give every output the digits of its own GEMV,
+    /// for every format, ISA and value type.
+    #[test]
+    fn gemv_many_has_the_gemv_digits(
+        shapes in prop::collection::vec((1usize..300, 0usize..5, 0.0f64..1.0), 1..4),
+        big in any::<bool>(),
+        cols in prop_oneof![1usize..200, Just(576usize)],
+        dtype in 0usize..3,
+        seed in any::<u64>(),
+    ) {
+        let cols = cols.div_ceil(4) * 4; // N:M 2:4 needs whole groups
+        let mut packed = Vec::new();
+        for (i, &(rows, format, sparsity)) in shapes.iter().enumerate() {
+            let s = seed ^ (i as u64 + 3);
+            let (w, format) = if format == 4 {
+                (random_nm(rows, cols, 2, 4, s), Format::Nm)
+            } else {
+                (random_dense(rows, cols, sparsity, s), format_of(format))
+            };
+            packed.push(PackedMatrix::encode(&w, rows, cols, Some(format), dtype_of(dtype)).unwrap());
+        }
+        // A dense f32 matrix of at least 256 KiB: the products no longer fit one thread.
+        let big_rows = if big { 64 * 1024 / cols + 1 } else { 0 };
+        let wf = rounded(&random_dense(big_rows, cols, 0.0, seed ^ 7), ValueDtype::F32);
+        let x = random_dense(1, cols, 0.0, seed ^ 1);
+        let y0: Vec<Vec<f32>> = (0..=packed.len())
+            .map(|i| {
+                let rows = if i == 0 { big_rows } else { packed[i - 1].shape().0 };
+                random_dense(1, rows, 0.0, seed ^ (100 + i as u64))
+            })
+            .collect();
+        for isa in Isa::available() {
+            let mut ys = y0.clone();
+            let (first, rest) = ys.split_at_mut(1);
+            let mut products = vec![(kernels::GemvWeight::DenseF32(&wf), first[0].as_mut_slice())];
+            for (m, y) in packed.iter().zip(rest.iter_mut()) {
+                products.push((kernels::GemvWeight::Packed(m), y.as_mut_slice()));
+            }
+            kernels::gemv_many_isa(isa, &x, products);
+            let mut want = y0[0].clone();
+            kernels::gemv_f32_isa(isa, &wf, big_rows, cols, &x, &mut want);
+            let same = ys[0].iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+            prop_assert!(same, "dense f32 on {}", isa);
+            for (i, m) in packed.iter().enumerate() {
+                let mut want = y0[i + 1].clone();
+                kernels::gemv_isa(isa, m, &x, &mut want);
+                let same = ys[i + 1].iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                prop_assert!(same, "matrix {} ({:?}) on {}", i, m.format(), isa);
+            }
+        }
+    }
+
     /// Automatic format choice keeps the products right.
     #[test]
     fn chosen_format_products(

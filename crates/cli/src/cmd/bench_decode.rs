@@ -54,7 +54,7 @@ pub struct DecodeBenchArgs {
     #[arg(long, default_value = "auto")]
     sparse_format: String,
     /// Timed runs per variant, alternating between the variants (the fastest of each is reported).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     repeat: usize,
     /// Skip the transformers + PyTorch reference.
     #[arg(long)]

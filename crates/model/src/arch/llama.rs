@@ -14,13 +14,17 @@ use crate::arch::{
 use crate::config::{ArchKind, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::linear::Linear;
-use crate::ops::{gemm_into, rms_norm, softmax_prefix, swiglu_inplace, Matrix, View};
+use crate::ops::{gemm_into, prefetch, rms_norm, softmax_prefix, swiglu_inplace, Matrix, View};
 use crate::rope::Rope;
 use crate::weights::WeightSource;
 
 /// Query rows processed together in causal attention: a block only reads keys up to its last
 /// row, so prefill skips most of the masked upper triangle.
 const QUERY_BLOCK: usize = 128;
+/// A decode step prefetches a layer's cached keys and values (see [`prefetch`]) up to this many
+/// floats each (256 KiB: with the projections' weights streaming through, more would not stay
+/// in a 1–2 MiB L2).
+const KV_PREFETCH_MAX: usize = 64 * 1024;
 
 /// One LLaMA decoder layer.
 pub struct LlamaLayer {
@@ -137,6 +141,14 @@ impl LlamaLayer {
         let (nh, nkv, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
         let (q_w, kv_w) = (nh * hd, nkv * hd);
         // Attention block.
+        match &*parts {
+            [SeqPart { cache: Some(c), .. }] if c.k.len() <= KV_PREFETCH_MAX => {
+                // Decoding: the keys and values the attention reads after the projections.
+                prefetch(&c.k);
+                prefetch(&c.v);
+            }
+            _ => {}
+        }
         let h = rms_norm(x, &self.input_norm, self.cfg.rms_norm_eps); // (rows, hidden)
 
         // q, k and v read the same input.
@@ -146,9 +158,8 @@ impl LlamaLayer {
         if inputs_only && obs.satisfied() {
             return Ok(h);
         }
-        let mut q = self.q.forward(&h); // (rows, heads*hd)
-        let mut k = self.k.forward(&h); // (rows, kv_heads*hd)
-        let v = self.v.forward(&h); // (rows, kv_heads*hd)
+        // q (rows, heads*hd), k and v (rows, kv_heads*hd).
+        let [mut q, mut k, v] = Linear::forward_shared([&self.q, &self.k, &self.v], &h);
 
         // Row offset of each part in the stacked matrices.
         let offsets: Vec<usize> = parts
@@ -210,9 +221,9 @@ impl LlamaLayer {
         // MLP block.
         let h2 = rms_norm(&x1, &self.post_norm, self.cfg.rms_norm_eps); // (seq, hidden)
         obs.observe(LinearKind::Gate, &h2);
-        let mut g = self.gate.forward(&h2); // (seq, inter)
         obs.observe(LinearKind::Up, &h2);
-        let u = self.up.forward(&h2); // (seq, inter)
+        // (seq, inter) each.
+        let [mut g, u] = Linear::forward_shared([&self.gate, &self.up], &h2);
         swiglu_inplace(&mut g.data, &u.data);
         obs.observe(LinearKind::Down, &g);
         if inputs_only {

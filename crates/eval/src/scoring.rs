@@ -559,16 +559,10 @@ fn run_step(
         .collect())
 }
 
-/// Keeps the first `len` positions of every layer's cache (drops rejected draft tokens). The
-/// cache stores `(len, width)` row-major keys and values.
+/// Keeps the first `len` positions of every layer's cache (drops rejected draft tokens).
 fn truncate_cache(cache: &mut [LayerKvCache], len: usize) {
     for c in cache {
-        if c.len > len {
-            let width = c.k.len() / c.len;
-            c.k.truncate(len * width);
-            c.v.truncate(len * width);
-            c.len = len;
-        }
+        c.truncate(len);
     }
 }
 

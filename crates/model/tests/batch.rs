@@ -63,8 +63,10 @@ fn a_batch_equals_its_sequences_run_alone() {
     for (a, b) in alone.iter().zip(&batched) {
         for (ca, cb) in a.iter().zip(b) {
             assert_eq!(ca.len, cb.len);
-            assert!(max_diff(&ca.k, &cb.k) <= 1e-5);
-            assert!(max_diff(&ca.v, &cb.v) <= 1e-5);
+            assert_eq!((ca.k.len(), ca.v.len()), (cb.k.len(), cb.v.len()));
+            for (ha, hb) in ca.k.iter().chain(&ca.v).zip(cb.k.iter().chain(&cb.v)) {
+                assert!(max_diff(ha, hb) <= 1e-5);
+            }
         }
     }
 }
@@ -99,4 +101,27 @@ fn parts_must_tile_the_input_and_match_their_caches() {
         cache: None,
     }];
     assert!(layer.forward_batch(&x, &mut uncached).is_err());
+}
+
+#[test]
+fn kv_cache_keeps_each_head_contiguous_and_truncates() {
+    // Two positions of two kv heads of width 2: rows (k0 k1 | k2 k3).
+    let mut c = LayerKvCache::default();
+    c.append(&[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0], 2, 2);
+    c.append(&[11.0, 12.0, 13.0, 14.0], &[15.0, 16.0, 17.0, 18.0], 2, 2);
+    assert_eq!(c.len, 2);
+    assert_eq!(
+        c.k,
+        vec![vec![1.0, 2.0, 11.0, 12.0], vec![3.0, 4.0, 13.0, 14.0]]
+    );
+    assert_eq!(
+        c.v,
+        vec![vec![5.0, 6.0, 15.0, 16.0], vec![7.0, 8.0, 17.0, 18.0]]
+    );
+    c.truncate(5);
+    assert_eq!(c.len, 2);
+    c.truncate(1);
+    assert_eq!(c.len, 1);
+    assert_eq!(c.k, vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+    assert_eq!(c.v, vec![vec![5.0, 6.0], vec![7.0, 8.0]]);
 }

@@ -26,6 +26,25 @@ const QUERY_BLOCK: usize = 128;
 /// in a 1–2 MiB L2).
 const KV_PREFETCH_MAX: usize = 64 * 1024;
 
+/// Keys or values for attention: `Rows` `(positions, kv_heads*hd)` as the projection gives them,
+/// or `PerHead` as a [`LayerKvCache`] keeps them (`[kv head] (positions, hd)`).
+#[derive(Clone, Copy)]
+enum Kv<'a> {
+    Rows(&'a [f32]),
+    PerHead(&'a [Vec<f32>]),
+}
+
+impl<'a> Kv<'a> {
+    /// Kv head `h` of `nkv` heads of width `hd`: its first element and the stride between
+    /// positions.
+    fn head(self, h: usize, nkv: usize, hd: usize) -> (&'a [f32], usize) {
+        match self {
+            Kv::Rows(d) => (&d[h * hd..], nkv * hd),
+            Kv::PerHead(heads) => (&heads[h], hd),
+        }
+    }
+}
+
 /// One LLaMA decoder layer.
 pub struct LlamaLayer {
     cfg: Arc<ModelConfig>,
@@ -142,10 +161,11 @@ impl LlamaLayer {
         let (q_w, kv_w) = (nh * hd, nkv * hd);
         // Attention block.
         match &*parts {
-            [SeqPart { cache: Some(c), .. }] if c.k.len() <= KV_PREFETCH_MAX => {
+            [SeqPart { cache: Some(c), .. }] if c.len * kv_w <= KV_PREFETCH_MAX => {
                 // Decoding: the keys and values the attention reads after the projections.
-                prefetch(&c.k);
-                prefetch(&c.v);
+                for h in c.k.iter().chain(&c.v) {
+                    prefetch(h);
+                }
             }
             _ => {}
         }
@@ -187,12 +207,11 @@ impl LlamaLayer {
             );
             match p.cache.as_deref_mut() {
                 Some(c) => {
-                    c.k.extend_from_slice(kp);
-                    c.v.extend_from_slice(vp);
-                    c.len += p.rows;
-                    self.attention(qp, p.rows, &c.k, &c.v, p.start)
+                    c.append(kp, vp, nkv, hd);
+                    let (k, v) = (Kv::PerHead(&c.k), Kv::PerHead(&c.v));
+                    self.attention(qp, p.rows, k, v, p.start)
                 }
-                None => self.attention(qp, p.rows, kp, vp, 0),
+                None => self.attention(qp, p.rows, Kv::Rows(kp), Kv::Rows(vp), 0),
             }
         };
         let attn = if parts.len() == 1 {
@@ -237,19 +256,21 @@ impl LlamaLayer {
         Ok(x1)
     }
 
-    /// Causal grouped-query attention of `q (seq, heads*hd)` over `k, v (total, kv_heads*hd)`
-    /// where query row r sits at position `start + r` and `total = start + seq`.
-    fn attention(&self, q: &[f32], seq: usize, k: &[f32], v: &[f32], start: usize) -> Matrix {
+    /// Causal grouped-query attention of `q (seq, heads*hd)` over the keys and values `k, v` of
+    /// `total = start + seq` positions (either layout, see [`Kv`]), where query row r sits at
+    /// position `start + r`.
+    fn attention(&self, q: &[f32], seq: usize, k: Kv<'_>, v: Kv<'_>, start: usize) -> Matrix {
         let (nh, nkv, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
         let group = nh / nkv;
         let total = start + seq;
         let scale = 1.0 / (hd as f32).sqrt();
-        let (q_w, kv_w) = (nh * hd, nkv * hd);
+        let q_w = nh * hd;
         // One (seq, hd) output per head, computed in parallel, then interleaved.
         let per_head: Vec<Vec<f32>> = (0..nh)
             .into_par_iter()
             .map(|h| {
                 let kvh = h / group;
+                let ((kh, k_stride), (vh, v_stride)) = (k.head(kvh, nkv, hd), v.head(kvh, nkv, hd));
                 let mut out = vec![0.0f32; seq * hd]; // (seq, hd)
                 let mut scores = vec![0.0f32; QUERY_BLOCK.min(seq) * total]; // (block, keys)
                 let mut r0 = 0;
@@ -266,11 +287,11 @@ impl LlamaLayer {
                     };
                     // (hd, keys): column j is key j of this kv head.
                     let kt = View {
-                        data: &k[kvh * hd..],
+                        data: kh,
                         rows: hd,
                         cols: keys,
                         row_stride: 1,
-                        col_stride: kv_w,
+                        col_stride: k_stride,
                     };
                     gemm_into(&mut scores, keys, qv, kt, false, 1);
                     for r in 0..rows {
@@ -281,10 +302,10 @@ impl LlamaLayer {
                         softmax_prefix(row, start + r0 + r + 1);
                     }
                     let vv = View {
-                        data: &v[kvh * hd..],
+                        data: vh,
                         rows: keys,
                         cols: hd,
-                        row_stride: kv_w,
+                        row_stride: v_stride,
                         col_stride: 1,
                     };
                     gemm_into(

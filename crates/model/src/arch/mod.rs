@@ -99,15 +99,56 @@ impl LinearObserver for NoObserver {
     fn observe(&mut self, _kind: LinearKind, _x: &Matrix) {}
 }
 
-/// Keys and values of one decoder layer for the positions seen so far.
+/// Keys and values of one decoder layer for the positions seen so far, one contiguous
+/// `(len, head_dim)` block per kv head: a decode step's attention then streams each head's keys
+/// and values in order.
 #[derive(Debug, Clone, Default)]
 pub struct LayerKvCache {
-    /// `(len, kv_heads * head_dim)` keys, RoPE applied.
-    pub k: Vec<f32>,
-    /// `(len, kv_heads * head_dim)` values.
-    pub v: Vec<f32>,
+    /// Keys per kv head, RoPE applied: `k[h]` is `(len, head_dim)`.
+    pub k: Vec<Vec<f32>>,
+    /// Values per kv head: `v[h]` is `(len, head_dim)`.
+    pub v: Vec<Vec<f32>>,
     /// Number of cached positions.
     pub len: usize,
+}
+
+impl LayerKvCache {
+    /// Appends the keys and values `k, v (rows, kv_heads*head_dim)` of the next positions.
+    ///
+    /// # Panics
+    /// If `k` and `v` differ in length or are not whole rows, or the cache holds another
+    /// number of heads.
+    pub fn append(&mut self, k: &[f32], v: &[f32], kv_heads: usize, head_dim: usize) {
+        let w = kv_heads * head_dim;
+        assert!(
+            k.len() == v.len() && w > 0 && k.len().is_multiple_of(w),
+            "KV rows"
+        );
+        if self.k.is_empty() {
+            self.k = vec![Vec::new(); kv_heads];
+            self.v = vec![Vec::new(); kv_heads];
+        }
+        assert_eq!(self.k.len(), kv_heads, "KV cache head count");
+        for (kr, vr) in k.chunks_exact(w).zip(v.chunks_exact(w)) {
+            for h in 0..kv_heads {
+                let cols = h * head_dim..(h + 1) * head_dim;
+                self.k[h].extend_from_slice(&kr[cols.clone()]);
+                self.v[h].extend_from_slice(&vr[cols]);
+            }
+        }
+        self.len += k.len() / w;
+    }
+
+    /// Keeps the first `len` positions (a no-op when the cache holds no more).
+    pub fn truncate(&mut self, len: usize) {
+        if self.len > len {
+            for h in self.k.iter_mut().chain(self.v.iter_mut()) {
+                let width = h.len() / self.len;
+                h.truncate(len * width);
+            }
+            self.len = len;
+        }
+    }
 }
 
 /// One sequence of a [`DecoderLayer::forward_batch`] call.

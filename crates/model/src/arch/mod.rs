@@ -165,7 +165,7 @@ pub struct SeqPart<'a> {
 /// Checks that `parts` tile the rows of `x`, each with at least one row.
 ///
 /// # Errors
-/// [`ModelError::Input`] naming the mismatch.
+/// [`ModelError::Input`](crate::error::ModelError::Input) naming the mismatch.
 pub fn check_parts(x: &Matrix, parts: &[SeqPart<'_>]) -> Result<()> {
     let total: usize = parts.iter().map(|p| p.rows).sum();
     if total != x.rows || parts.iter().any(|p| p.rows == 0) {

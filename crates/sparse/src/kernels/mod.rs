@@ -193,10 +193,12 @@ impl GemvWeight<'_> {
         }
     }
 
-    fn rows_cols(&self, cols: usize) -> (usize, usize) {
+    /// `y += W x` on its own: [`gemv_f32_isa`] or [`gemv_isa`] (each splits its rows over the
+    /// pool when it is large enough).
+    fn gemv(&self, isa: Isa, x: &[f32], y: &mut [f32]) {
         match self {
-            GemvWeight::DenseF32(w) => (w.len().checked_div(cols).unwrap_or(0), cols),
-            GemvWeight::Packed(m) => m.shape(),
+            GemvWeight::DenseF32(w) => gemv_f32_isa(isa, w, y.len(), x.len(), x, y),
+            GemvWeight::Packed(m) => gemv_isa(isa, m, x, y),
         }
     }
 }
@@ -222,14 +224,26 @@ pub fn gemv_many_isa(isa: Isa, x: &[f32], products: Vec<(GemvWeight<'_>, &mut [f
     check_isa(isa);
     let cols = x.len();
     for (w, y) in &products {
-        assert_eq!(
-            w.rows_cols(cols),
-            (y.len(), cols),
-            "gemv_many operand shape"
-        );
-        if let GemvWeight::DenseF32(d) = w {
-            assert_eq!(d.len(), y.len() * cols, "gemv_many dense weight length");
+        match w {
+            GemvWeight::DenseF32(d) => {
+                assert_eq!(d.len(), y.len() * cols, "gemv_many dense weight length")
+            }
+            GemvWeight::Packed(m) => assert_eq!(m.shape(), (y.len(), cols), "gemv_many shape"),
         }
+    }
+    let total: usize = products.iter().map(|(w, _)| w.nbytes()).sum();
+    let threads = rayon::current_num_threads();
+    // All too small to split (they run on this thread), or all big enough to split on their
+    // own: one product after the other. (One fork/join each measured a few percent faster than
+    // one for all on the default model's dense q, k and v.)
+    if threads <= 1
+        || total < PAR_MIN_BYTES
+        || products.iter().all(|(w, _)| w.nbytes() >= PAR_MIN_BYTES)
+    {
+        for (w, y) in products {
+            w.gemv(isa, x, y);
+        }
+        return;
     }
     let block = |w: GemvWeight<'_>, r0: usize, ys: &mut [f32]| match w {
         GemvWeight::DenseF32(d) => dense_block::<F32>(isa, d, r0, x, ys),
@@ -237,24 +251,6 @@ pub fn gemv_many_isa(isa: Isa, x: &[f32], products: Vec<(GemvWeight<'_>, &mut [f
     };
     if cols == 0 {
         return; // every product is empty: y += 0
-    }
-    let total: usize = products.iter().map(|(w, _)| w.nbytes()).sum();
-    let threads = rayon::current_num_threads();
-    if threads <= 1 || total < PAR_MIN_BYTES {
-        for (w, y) in products {
-            if !y.is_empty() {
-                block(w, 0, y);
-            }
-        }
-        return;
-    }
-    if products.iter().all(|(w, _)| w.nbytes() >= PAR_MIN_BYTES) {
-        // Every matrix splits over the pool on its own: one fork/join each measured a few
-        // percent faster here than one for all (the default model's dense q, k and v).
-        for (w, y) in products {
-            par_rows(y, w.nbytes(), |r0, ys| block(w, r0, ys));
-        }
-        return;
     }
     // The rows of all the matrices, one after the other, cut into `segments` runs of about
     // equal bytes (one per thread, as `par_rows` cuts one matrix; four per thread for large

@@ -7,7 +7,9 @@
 //!   per sequence instead; every quantity below is invariant to the scale of H.)
 //! * Factorization: dead inputs (H_jj = 0) get H_jj = 1 and their weight column is zeroed;
 //!   λ = damp·mean(diag H) is added to the diagonal; Hinv = the upper Cholesky factor of
-//!   (H + λI)⁻¹ (§3.2, "Hessian synchronization" / eq. 5). If a Cholesky factorization fails the
+//!   (H + λI)⁻¹ (§3.2, "Hessian synchronization" / eq. 5), computed as J·L⁻¹·J from the lower
+//!   Cholesky factor L of the reversed J·(H + λI)·J (J: the exchange matrix) rather than by the
+//!   reference's factorize–invert–factorize. If a Cholesky factorization fails the
 //!   damping is multiplied by 10, up to `max_damp_retries` times. The factorization is cached
 //!   until the next `observe`, so q, k and v (one input) share it.
 //! * Mask and update (Algorithm 1): columns in blocks of `blocksize` (B_s = 128). Unstructured:
@@ -25,7 +27,7 @@
 
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
-use faer::linalg::solvers::DenseSolveCore;
+use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use rayon::prelude::*;
 use secateurs_model::ops::Matrix;
@@ -42,6 +44,8 @@ pub struct SparseGpt {
     opts: SparseGptOptions,
     /// Σ XᵀX; only the lower triangle is kept up to date. (in, in), column-major
     xtx: Mat<f64>,
+    /// One batch's XᵀX in f32, reused across batches. (in, in), column-major
+    batch: Mat<f32>,
     state: ObserveState,
     /// Cached factorization of the current statistics.
     factor: Option<Factor>,
@@ -67,6 +71,7 @@ impl SparseGpt {
             in_features,
             opts,
             xtx: Mat::zeros(in_features, in_features),
+            batch: Mat::zeros(in_features, in_features),
             state: ObserveState::default(),
             factor: None,
         }
@@ -126,55 +131,63 @@ impl SparseGpt {
     }
 
     /// Factorizes the damped Hessian, retrying with more damping.
+    ///
+    /// Works on the reversed Hessian R = J·H·J (J: the exchange matrix): if R + λI = L·Lᵀ then
+    /// (H + λI)⁻¹ = (J·L⁻¹·J)ᵀ·(J·L⁻¹·J), and J·L⁻¹·J is upper triangular with a positive
+    /// diagonal, so it is the upper Cholesky factor of the inverse. That is one factorization
+    /// and one triangular inverse where the reference factorizes, inverts and factorizes again:
+    /// the same matrix for ~2.5× fewer flops. Stored row-major, J·L⁻¹·J is L⁻¹ (row-major)
+    /// read backwards.
     fn factorize(&self, name: &str) -> Result<Factor, PruneError> {
         let c = self.in_features;
-        let mut h = self.symmetric_hessian();
-        let mut dead = vec![false; c];
-        for (j, d) in dead.iter_mut().enumerate() {
-            let hjj = h[(j, j)];
-            if !hjj.is_finite() {
-                return Err(PruneError::NonFinite {
-                    tensor: name.to_string(),
-                    what: "Hessian",
-                });
-            }
-            if hjj == 0.0 {
-                *d = true;
-                h[(j, j)] = 1.0;
-            }
-        }
+        let non_finite = || PruneError::NonFinite {
+            tensor: name.to_string(),
+            what: "Hessian",
+        };
+        let scale = 2.0 / self.state.tokens as f64;
+        // Upper triangle of R: R(i, j) = H(c−1−i, c−1−j), i ≤ j, which is the lower-triangle
+        // entry of column c−1−j of Σ XᵀX. (in, in), column-major
+        let mut rev = Mat::<f64>::zeros(c, c);
         for j in 0..c {
-            for i in 0..c {
-                if !h[(i, j)].is_finite() {
-                    return Err(PruneError::NonFinite {
-                        tensor: name.to_string(),
-                        what: "Hessian",
-                    });
+            let src = self.xtx.col_as_slice(c - 1 - j);
+            for (i, dst) in rev.col_as_slice_mut(j)[..=j].iter_mut().enumerate() {
+                let v = src[c - 1 - i] * scale;
+                if !v.is_finite() {
+                    return Err(non_finite());
                 }
+                *dst = v;
             }
         }
-        let mean_diag = (0..c).map(|j| h[(j, j)]).sum::<f64>() / c.max(1) as f64;
+        // Dead inputs (H_jj = 0): H_jj = 1, weight column zeroed.
+        let mut dead = vec![false; c];
+        let mut diag = vec![0.0; c]; // of R
+        for (i, d) in diag.iter_mut().enumerate() {
+            *d = rev[(i, i)];
+            if *d == 0.0 {
+                dead[c - 1 - i] = true;
+                *d = 1.0;
+            }
+        }
+        let mean_diag = diag.iter().sum::<f64>() / c.max(1) as f64;
         let mut lambda = 0.0;
         for retries in 0..=self.opts.max_damp_retries {
             let rel = self.opts.damp * 10f64.powi(retries as i32);
             lambda = rel * mean_diag;
-            let mut hd = h.clone();
-            for j in 0..c {
-                hd[(j, j)] += lambda;
+            for (i, d) in diag.iter().enumerate() {
+                rev[(i, i)] = d + lambda;
             }
-            let Ok(llt) = hd.llt(Side::Lower) else {
+            let Ok(llt) = rev.llt(Side::Upper) else {
                 continue;
             };
-            let inv = llt.inverse(); // (H + λI)⁻¹, full symmetric
-            let Ok(llt_inv) = inv.llt(Side::Lower) else {
-                continue;
-            };
-            let l = llt_inv.L(); // lower; Hinv = Lᵀ (upper)
             let mut hinv = vec![0.0; c * c];
+            invert_lower_triangular(
+                MatMut::from_row_major_slice_mut(&mut hinv, c, c),
+                llt.L(),
+                Par::rayon(0),
+            );
+            hinv.reverse(); // J·L⁻¹·J, row-major
             for i in 0..c {
-                for j in i..c {
-                    hinv[i * c + j] = l[(j, i)];
-                }
+                hinv[i * c..i * c + i].fill(0.0);
             }
             if hinv.iter().any(|v| !v.is_finite()) || (0..c).any(|i| hinv[i * c + i] <= 0.0) {
                 continue;
@@ -193,6 +206,84 @@ impl SparseGpt {
     }
 }
 
+/// One block of columns `i1..i2` of the OBS update (Algorithm 1's inner loop), shared by every
+/// row of the weight matrix.
+struct Block<'a> {
+    /// Upper Cholesky factor of the inverse Hessian. (in, in), row-major
+    hinv: &'a [f64],
+    /// Its diagonal. (in)
+    diag: &'a [f64],
+    cols: usize,
+    i1: usize,
+    i2: usize,
+    /// `(n, m)` for N:M, `None` for unstructured (mask given).
+    nm: Option<(usize, usize)>,
+}
+
+impl Block<'_> {
+    /// Runs the block on one row: `seg` is the row's columns `i1..i2`, `err` receives the
+    /// scaled errors, `mask` the pruned columns (filled here for N:M). Uses the widest vector
+    /// instructions of this CPU for the row updates; every variant runs the same scalar
+    /// operations in the same order, so they give the same digits.
+    fn update_row(&self, seg: &mut [f64], err: &mut [f64], mask: &mut [bool]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (checked just above), the only requirement
+                // of this `#[target_feature]` function; it reads and writes through safe slices.
+                return unsafe { self.update_row_avx512(seg, err, mask) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above), as above.
+                return unsafe { self.update_row_avx2(seg, err, mask) };
+            }
+        }
+        self.update_row_scalar(seg, err, mask);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn update_row_avx512(&self, seg: &mut [f64], err: &mut [f64], mask: &mut [bool]) {
+        self.update_row_scalar(seg, err, mask);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn update_row_avx2(&self, seg: &mut [f64], err: &mut [f64], mask: &mut [bool]) {
+        self.update_row_scalar(seg, err, mask);
+    }
+
+    #[inline(always)]
+    fn update_row_scalar(&self, seg: &mut [f64], err: &mut [f64], mask: &mut [bool]) {
+        let (i1, i2, cols) = (self.i1, self.i2, self.cols);
+        let count = i2 - i1;
+        let diag = &self.diag[i1..i2];
+        let mut scores = Vec::new();
+        let mut order = Vec::new();
+        for i in 0..count {
+            if let Some((n, m)) = self.nm {
+                if i % m == 0 {
+                    scores.clear();
+                    scores.extend((i..i + m).map(|j| seg[j] * seg[j] / (diag[j] * diag[j])));
+                    mark_smallest(&scores, n, &mut mask[i..i + m], &mut order);
+                }
+            }
+            let wv = seg[i];
+            let q = if mask[i] { 0.0 } else { wv };
+            let e = (wv - q) / diag[i];
+            err[i] = e;
+            if e != 0.0 {
+                let ii = i1 + i;
+                let hrow = &self.hinv[ii * cols + i1 + i + 1..ii * cols + i2];
+                for (w, h) in seg[i + 1..].iter_mut().zip(hrow) {
+                    *w -= e * h;
+                }
+            }
+            seg[i] = q;
+        }
+    }
+}
+
 impl Pruner for SparseGpt {
     fn observe(&mut self, x: &Matrix) {
         if !self.state.record(x, self.in_features) || x.rows == 0 {
@@ -204,9 +295,8 @@ impl Pruner for SparseGpt {
         // a batch is a few hundred tokens, so f32 sums lose ~1e-7 relative), added to the f64
         // running sum, which carries the precision across the whole calibration set.
         let xr = MatRef::from_row_major_slice(&x.data, x.rows, cols);
-        let mut batch = Mat::<f32>::zeros(cols, cols);
         triangular::matmul(
-            batch.as_mut(),
+            self.batch.as_mut(),
             BlockStructure::TriangularLower,
             Accum::Replace,
             xr.transpose(),
@@ -217,8 +307,9 @@ impl Pruner for SparseGpt {
             Par::rayon(0),
         );
         for j in 0..cols {
-            for i in j..cols {
-                self.xtx[(i, j)] += f64::from(batch[(i, j)]);
+            let src = &self.batch.col_as_slice(j)[j..];
+            for (d, s) in self.xtx.col_as_slice_mut(j)[j..].iter_mut().zip(src) {
+                *d += f64::from(*s);
             }
         }
     }
@@ -268,13 +359,15 @@ impl Pruner for SparseGpt {
             // Block mask for unstructured sparsity. (out, count)
             let mut mask = vec![false; rows * count];
             if let Pattern::Unstructured { ratio } = *pattern {
-                let scores: Vec<f64> = (0..rows * count)
-                    .map(|k| {
-                        let (r, c) = (k / count, i1 + k % count);
-                        let v = wd[r * cols + c];
-                        v * v / (diag[c] * diag[c])
-                    })
-                    .collect();
+                let mut scores = vec![0.0f64; rows * count]; // (out, count)
+                scores
+                    .par_chunks_mut(count)
+                    .zip(wd.par_chunks(cols))
+                    .for_each(|(s, row)| {
+                        for ((s, v), d) in s.iter_mut().zip(&row[i1..i2]).zip(&diag[i1..i2]) {
+                            *s = v * v / (d * d);
+                        }
+                    });
                 let k = floor_count(rows * count, ratio).min(rows * count - 1);
                 let mut sorted = scores.clone();
                 let threshold = kth_smallest(&mut sorted, k);
@@ -288,38 +381,18 @@ impl Pruner for SparseGpt {
                 Pattern::NOfM { n, m } => Some((n, m)),
                 Pattern::Unstructured { .. } => None,
             };
+            let block = Block {
+                hinv,
+                diag: &diag,
+                cols,
+                i1,
+                i2,
+                nm,
+            };
             wd.par_chunks_mut(cols)
                 .zip(err.par_chunks_mut(count))
                 .zip(mask.par_chunks_mut(count))
-                .for_each(|((row, err), mask)| {
-                    let seg = &mut row[i1..i2];
-                    let mut scores = Vec::new();
-                    let mut order = Vec::new();
-                    for i in 0..count {
-                        let ii = i1 + i;
-                        if let Some((n, m)) = nm {
-                            if i % m == 0 {
-                                scores.clear();
-                                scores.extend(
-                                    (i..i + m)
-                                        .map(|j| seg[j] * seg[j] / (diag[i1 + j] * diag[i1 + j])),
-                                );
-                                mark_smallest(&scores, n, &mut mask[i..i + m], &mut order);
-                            }
-                        }
-                        let wv = seg[i];
-                        let q = if mask[i] { 0.0 } else { wv };
-                        let e = (wv - q) / diag[ii];
-                        err[i] = e;
-                        if e != 0.0 {
-                            let hrow = &hinv[ii * cols + i1..ii * cols + i2];
-                            for j in i + 1..count {
-                                seg[j] -= e * hrow[j];
-                            }
-                        }
-                        seg[i] = q;
-                    }
-                });
+                .for_each(|((row, err), mask)| block.update_row(&mut row[i1..i2], err, mask));
             // Lazy batch update of the remaining columns: W[:, i2:] -= Err · Hinv[i1:i2, i2:].
             if i2 < cols {
                 let wview = MatMut::from_row_major_slice_mut(&mut wd, rows, cols);
@@ -349,5 +422,55 @@ impl Pruner for SparseGpt {
             ));
         }
         Ok(rep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use faer::linalg::solvers::DenseSolveCore;
+
+    use super::*;
+
+    /// The reversed-order factorization gives the matrix the reference computes as
+    /// `cholesky(cholesky_inverse(cholesky(H + λI)), upper=True)`, and marks dead inputs.
+    #[test]
+    fn factor_equals_cholesky_of_the_inverse() {
+        let c = 37;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+        };
+        let mut p = SparseGpt::new(c, SparseGptOptions::default());
+        for _ in 0..3 {
+            let mut data: Vec<f32> = (0..50 * c).map(|_| next()).collect();
+            for row in data.chunks_exact_mut(c) {
+                row[5] = 0.0; // a dead input
+            }
+            p.observe(&Matrix::from_vec(50, c, data));
+        }
+        let f = p.factorize("t").unwrap();
+        assert!(f.dead[5] && f.dead.iter().filter(|d| **d).count() == 1);
+
+        let full = p.hessian().unwrap();
+        let mut h = Mat::from_fn(c, c, |i, j| full[i * c + j]);
+        h[(5, 5)] = 1.0;
+        let lambda = 0.01 * (0..c).map(|j| h[(j, j)]).sum::<f64>() / c as f64;
+        for j in 0..c {
+            h[(j, j)] += lambda;
+        }
+        let inv = h.llt(Side::Lower).unwrap().inverse();
+        let l = inv.llt(Side::Lower).unwrap();
+        let l = l.L();
+        let mut worst = 0.0f64;
+        for i in 0..c {
+            for j in 0..c {
+                let want = if j >= i { l[(j, i)] } else { 0.0 };
+                worst = worst.max((f.hinv[i * c + j] - want).abs() / l[(i, i)]);
+            }
+        }
+        assert!(worst < 1e-10, "largest difference {worst:e}");
     }
 }

@@ -9,11 +9,18 @@ pub(crate) fn mark_smallest(scores: &[f64], k: usize, mask: &mut [bool], order: 
     if k == 0 {
         return;
     }
+    if k >= scores.len() {
+        mask.fill(true);
+        return;
+    }
     order.clear();
     order.extend(0..scores.len());
-    // `sort_by` is stable: equal scores keep increasing index order.
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    for &j in order.iter().take(k) {
+    // The first k of a stable sort are the k smallest under (score, index): a selection finds
+    // that set in linear time.
+    order.select_nth_unstable_by(k - 1, |&a, &b| {
+        scores[a].total_cmp(&scores[b]).then(a.cmp(&b))
+    });
+    for &j in &order[..k] {
         mask[j] = true;
     }
 }
@@ -36,4 +43,38 @@ pub(crate) fn kth_smallest(values: &mut [f64], k: usize) -> f64 {
 /// `floor(count * ratio)`, computed as Python's `int(count * ratio)`.
 pub(crate) fn floor_count(count: usize, ratio: f64) -> usize {
     ((count as f64) * ratio).floor() as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The selection marks exactly the first k of a stable sort, ties included.
+    #[test]
+    fn mark_smallest_matches_a_stable_sort() {
+        let mut seed = 12345u64;
+        for len in 1..40 {
+            for _ in 0..20 {
+                let scores: Vec<f64> = (0..len)
+                    .map(|_| {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        ((seed >> 60) % 4) as f64 // many ties
+                    })
+                    .collect();
+                for k in 0..=len {
+                    let mut want = vec![false; len];
+                    let mut sorted: Vec<usize> = (0..len).collect();
+                    sorted.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+                    for &j in &sorted[..k] {
+                        want[j] = true;
+                    }
+                    let mut got = vec![false; len];
+                    mark_smallest(&scores, k, &mut got, &mut Vec::new());
+                    assert_eq!(got, want, "scores {scores:?}, k {k}");
+                }
+            }
+        }
+    }
 }

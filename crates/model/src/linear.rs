@@ -162,15 +162,9 @@ impl Linear {
     /// # Panics
     /// If `outputs` is out of range or `x` has the wrong width.
     pub fn forward_outputs(&self, x: &Matrix, outputs: Range<usize>, threads: usize) -> Matrix {
-        assert_eq!(x.cols, self.in_features, "linear input width mismatch");
         assert!(outputs.start <= outputs.end && outputs.end <= self.out_features);
         let n = outputs.len();
-        let mut out = Matrix::zeros(x.rows, n);
-        if let Some(b) = &self.bias {
-            for r in 0..x.rows {
-                out.data[r * n..(r + 1) * n].copy_from_slice(&b[outputs.clone()]);
-            }
-        }
+        let mut out = self.output_start(x, outputs.clone());
         let whole = outputs.start == 0 && outputs.end == self.out_features;
         match &self.weight {
             LinearWeight::Dense(w) if x.rows <= kernels::GEMV_BATCH_MAX => {
@@ -238,13 +232,7 @@ impl Linear {
         if x.rows != 1 {
             return layers.map(|l| l.forward(x));
         }
-        let mut outs = layers.map(|l| {
-            assert_eq!(x.cols, l.in_features, "linear input width mismatch");
-            match &l.bias {
-                Some(b) => Matrix::from_vec(1, l.out_features, b.clone()),
-                None => Matrix::zeros(1, l.out_features),
-            }
-        });
+        let mut outs = layers.map(|l| l.output_start(x, 0..l.out_features));
         let products = layers
             .iter()
             .zip(outs.iter_mut())
@@ -258,6 +246,23 @@ impl Linear {
             .collect();
         kernels::gemv_many(&x.data, products);
         outs
+    }
+
+    /// The output buffer of `x (rows, in)` for output features `outputs`, before the product:
+    /// `(rows, outputs.len())`, each row the bias (or zeros).
+    ///
+    /// # Panics
+    /// If `x` has the wrong width.
+    fn output_start(&self, x: &Matrix, outputs: Range<usize>) -> Matrix {
+        assert_eq!(x.cols, self.in_features, "linear input width mismatch");
+        let n = outputs.len();
+        let mut out = Matrix::zeros(x.rows, n);
+        if let Some(b) = &self.bias {
+            for row in out.data.chunks_exact_mut(n.max(1)) {
+                row.copy_from_slice(&b[outputs.clone()]);
+            }
+        }
+        out
     }
 
     /// Number of stored weight values (stored entries for sparse formats) plus the bias.

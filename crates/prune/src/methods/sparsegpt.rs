@@ -185,10 +185,9 @@ impl SparseGpt {
                 llt.L(),
                 Par::rayon(0),
             );
-            hinv.reverse(); // J·L⁻¹·J, row-major
-            for i in 0..c {
-                hinv[i * c..i * c + i].fill(0.0);
-            }
+            // J·L⁻¹·J, row-major; the strict lower triangle stays zero, as faer writes only
+            // the lower triangle of the inverse.
+            hinv.reverse();
             if hinv.iter().any(|v| !v.is_finite()) || (0..c).any(|i| hinv[i * c + i] <= 0.0) {
                 continue;
             }

@@ -201,6 +201,14 @@ impl GemvWeight<'_> {
             GemvWeight::Packed(m) => gemv_isa(isa, m, x, y),
         }
     }
+
+    /// `ys += W[r0..r0 + ys.len()] x` on this thread.
+    fn block(&self, isa: Isa, r0: usize, x: &[f32], ys: &mut [f32]) {
+        match self {
+            GemvWeight::DenseF32(d) => dense_block::<F32>(isa, d, r0, x, ys),
+            GemvWeight::Packed(m) => gemv_block(isa, m, r0, x, ys),
+        }
+    }
 }
 
 /// `y_i += W_i x` for several matrices that read the same vector (a layer's q, k and v, or its
@@ -245,10 +253,6 @@ pub fn gemv_many_isa(isa: Isa, x: &[f32], products: Vec<(GemvWeight<'_>, &mut [f
         }
         return;
     }
-    let block = |w: GemvWeight<'_>, r0: usize, ys: &mut [f32]| match w {
-        GemvWeight::DenseF32(d) => dense_block::<F32>(isa, d, r0, x, ys),
-        GemvWeight::Packed(m) => gemv_block(isa, m, r0, x, ys),
-    };
     if cols == 0 {
         return; // every product is empty: y += 0
     }
@@ -288,7 +292,7 @@ pub fn gemv_many_isa(isa: Isa, x: &[f32], products: Vec<(GemvWeight<'_>, &mut [f
     }
     runs.into_par_iter().with_max_len(1).for_each(|run| {
         for (w, r0, ys) in run {
-            block(w, r0, ys);
+            w.block(isa, r0, x, ys);
         }
     });
 }

@@ -33,7 +33,8 @@ stored in the format that reads the fewest bytes for its sparsity pattern (--spa
 timed runs of the two alternate (dense, sparse, dense, ...; --repeat each, the fastest kept), so
 both see the same memory bandwidth as it drifts. Both decode the same prompt greedily for
 --new-tokens tokens; the report gives tokens/s (first new token to last, prefill excluded), bytes
-read per token, the fraction of the measured read bandwidth that is, the sparse/dense speedup
+read per token, the fraction of the read bandwidth that is (probed just before each timed run,
+against the probe of the fastest), the sparse/dense speedup
 beside its byte-ratio limit, whether the greedy tokens are identical and the largest logit
 difference over all steps.
 The first model is also run with transformers + PyTorch (f32, same thread count) when the Python
@@ -124,6 +125,9 @@ struct Variant {
     bytes_per_token: usize,
     tokens_per_second: f64,
     gb_per_second: f64,
+    /// Read bandwidth probed just before the fastest run (GB/s); the fraction and the ceiling
+    /// use it.
+    read_bandwidth_gb_s: f64,
     fraction_of_bandwidth: f64,
     ceiling_tokens_per_second: f64,
     /// Sparse variants: speedup over the dense variant of the same model and dtype.
@@ -217,25 +221,33 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
             } else {
                 variants.push((format!("sparse {}", a.sparse_format), sparse));
             }
-            // Per variant: the first timed run (tokens and logits kept) and the best tokens/s.
-            let mut runs: Vec<(Decode, f64)> = Vec::new();
+            // Per variant: the first timed run (tokens and logits kept), the best tokens/s and
+            // the read bandwidth probed just before that best run (the machine's bandwidth
+            // drifts, so each run is set against a probe of the same moment).
+            let mut runs: Vec<(Decode, f64, f64)> = Vec::new();
             for (variant, model) in &variants {
                 if !a.json {
                     eprintln!("{label} {variant} {dtype}: {}", storage_summary(model));
                 }
                 decode(model, &prompt, 8.min(a.new_tokens), false)?; // warm-up
+                let bw = bandwidth::measure_read_bandwidth();
                 let first = decode(model, &prompt, a.new_tokens, true)?;
                 let tps = first.tokens_per_second;
-                runs.push((first, tps));
+                runs.push((first, tps, bw));
             }
             for _ in 1..a.repeat {
                 for ((_, model), run) in variants.iter().zip(runs.iter_mut()) {
+                    let bw = bandwidth::measure_read_bandwidth();
                     let tps = decode(model, &prompt, a.new_tokens, false)?.tokens_per_second;
-                    run.1 = run.1.max(tps);
+                    if tps > run.1 {
+                        (run.1, run.2) = (tps, bw);
+                    }
                 }
             }
             let dense_bytes = variants[0].1.weight_bytes() + kv_bytes;
-            for (vi, ((variant, model), (first, best))) in variants.iter().zip(&runs).enumerate() {
+            for (vi, ((variant, model), (first, best, bw))) in
+                variants.iter().zip(&runs).enumerate()
+            {
                 let bytes = model.weight_bytes() + kv_bytes;
                 let gbs = best * bytes as f64 / 1e9;
                 let mut row = Variant {
@@ -246,8 +258,9 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                     bytes_per_token: bytes,
                     tokens_per_second: *best,
                     gb_per_second: gbs,
-                    fraction_of_bandwidth: gbs / read_bw,
-                    ceiling_tokens_per_second: read_bw * 1e9 / bytes as f64,
+                    read_bandwidth_gb_s: *bw,
+                    fraction_of_bandwidth: gbs / bw,
+                    ceiling_tokens_per_second: bw * 1e9 / bytes as f64,
                     speedup: None,
                     byte_ratio_limit: None,
                     fraction_of_limit: None,
@@ -338,15 +351,17 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
         a.new_tokens
     );
     println!(
-        "memory bandwidth: read {read_bw:.1} GB/s, copy {copy_bw:.1} GB/s (the ceiling below uses read)"
+        "memory bandwidth at the start: read {read_bw:.1} GB/s, copy {copy_bw:.1} GB/s; each row's \"bw\" is the read \
+         bandwidth probed just before its fastest run, which \"of bw\" and \"ceiling\" use"
     );
     println!(
-        "  {:<14} {:<22} {:>9} {:>9} {:>7} {:>6} {:>8} {:>8} {:>7} {:>7} {:>5} {:>9}",
+        "  {:<14} {:<22} {:>9} {:>9} {:>7} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>5} {:>9}",
         "model",
         "variant",
         "MB/token",
         "tokens/s",
         "GB/s",
+        "bw",
         "of bw",
         "ceiling",
         "speedup",
@@ -358,12 +373,13 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
     for r in &rows {
         let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("".to_string(), f);
         println!(
-            "  {:<14} {:<22} {:>9.1} {:>9.1} {:>7.1} {:>5.0}% {:>8.1} {:>8} {:>7} {:>7} {:>5} {:>9}",
+            "  {:<14} {:<22} {:>9.1} {:>9.1} {:>7.1} {:>6.1} {:>5.0}% {:>8.1} {:>8} {:>7} {:>7} {:>5} {:>9}",
             r.model,
             format!("{} {}", r.variant, r.dtype),
             r.bytes_per_token as f64 / 1e6,
             r.tokens_per_second,
             r.gb_per_second,
+            r.read_bandwidth_gb_s,
             100.0 * r.fraction_of_bandwidth,
             r.ceiling_tokens_per_second,
             opt(r.speedup, &|s| format!("{s:.2}x")),

@@ -290,11 +290,11 @@ pub fn gemv_many_isa(isa: Isa, x: &[f32], products: Vec<(GemvWeight<'_>, &mut [f
     }
     let total: usize = products.iter().map(|(w, _)| w.nbytes()).sum();
     let threads = rayon::current_num_threads();
+    let xa = aligned_x(x);
+    let x = &*xa;
     // All too small to split (they run on this thread), or all big enough to split on their
     // own: one product after the other. (One fork/join each measured a few percent faster than
     // one for all on the default model's dense q, k and v.)
-    let xa = aligned_x(x);
-    let x = &*xa;
     if threads <= 1
         || total < PAR_MIN_BYTES
         || products.iter().all(|(w, _)| w.nbytes() >= PAR_MIN_BYTES)

@@ -110,24 +110,17 @@ impl SparseGpt {
         if n == 0 {
             return None;
         }
-        let h = self.symmetric_hessian();
         let c = self.in_features;
-        Some((0..c * c).map(|k| h[(k / c, k % c)]).collect())
-    }
-
-    /// (2/n)·Σ XᵀX as a full symmetric matrix.
-    fn symmetric_hessian(&self) -> Mat<f64> {
-        let c = self.in_features;
-        let scale = 2.0 / self.state.tokens as f64;
-        let mut h = Mat::zeros(c, c);
-        for j in 0..c {
-            for i in j..c {
-                let v = self.xtx[(i, j)] * scale;
-                h[(i, j)] = v;
-                h[(j, i)] = v;
-            }
-        }
-        h
+        let scale = 2.0 / n as f64;
+        // Only the lower triangle of Σ XᵀX is kept: H(i, j) = H(j, i) is its entry (max, min).
+        Some(
+            (0..c * c)
+                .map(|k| {
+                    let (i, j) = (k / c, k % c);
+                    self.xtx[(i.max(j), i.min(j))] * scale
+                })
+                .collect(),
+        )
     }
 
     /// Factorizes the damped Hessian, retrying with more damping.

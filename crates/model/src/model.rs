@@ -12,6 +12,7 @@ use crate::ops::Matrix;
 use crate::safetensors::SafetensorsSource;
 use crate::tokenizer::Tokenizer;
 use crate::weights::WeightSource;
+use secateurs_sparse::kernels::team;
 
 /// The on-disk format a model was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -259,16 +260,20 @@ impl CausalLm {
         let mut pos = 0;
         let mut input: Vec<u32> = prompt.to_vec();
         for _ in 0..max_new {
-            // One-token steps run on a pool worker, so that each of the ~200 small GEMVs of a
-            // step forks from inside the pool instead of injecting a job from outside it.
-            let h = if input.len() == 1 {
-                rayon::scope(|_| self.forward_hidden(&input, pos, Some(&mut cache)))?
+            // One-token steps run on a pool worker that leads the other workers as a spinning
+            // team (`kernels::team`): each of the ~200 small GEMVs of a step starts on every
+            // thread at once instead of waking sleeping workers through rayon.
+            let mut step = || -> Result<Matrix> {
+                let h = self.forward_hidden(&input, pos, Some(&mut cache))?;
+                let last = h.slice_rows(h.rows - 1, h.rows); // (1, hidden)
+                Ok(self.arch.head().forward(&last)) // (1, vocab)
+            };
+            let logits = if input.len() == 1 {
+                team::run(step)?
             } else {
-                self.forward_hidden(&input, pos, Some(&mut cache))?
+                step()?
             };
             pos += input.len();
-            let last = h.slice_rows(h.rows - 1, h.rows); // (1, hidden)
-            let logits = self.arch.head().forward(&last); // (1, vocab)
             let next = argmax(&logits.data);
             out.push(next);
             on_token(next);

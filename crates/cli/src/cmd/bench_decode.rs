@@ -94,8 +94,9 @@ fn decode(model: &CausalLm, prompt: &[u32], n: usize, keep_logits: bool) -> Resu
     }
     let t0 = Instant::now();
     let mut pos = prompt.len();
-    // The steps run on a pool worker, as `CausalLm::generate_greedy` does.
-    rayon::scope(|_| -> Result<()> {
+    // The steps run on a pool worker leading a spinning team, as `CausalLm::generate_greedy`
+    // does.
+    secateurs_sparse::kernels::team::run(|| -> Result<()> {
         for _ in 1..n {
             let h = model.forward_hidden(&[next], pos, Some(&mut cache))?; // (1, hidden)
             pos += 1;

@@ -47,6 +47,9 @@ pub(crate) struct Team {
 thread_local! {
     /// The team this thread leads, while inside [`run`]'s closure.
     static LEADING: Cell<*const Team> = const { Cell::new(std::ptr::null()) };
+    /// Whether this thread is a helper of a team (rayon work it picks up while helping must not
+    /// start a team of its own: that broadcast would wait for the busy leader).
+    static HELPING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Sets a flag when dropped, also while unwinding.
@@ -68,6 +71,15 @@ impl Drop for FinishOnDrop<'_> {
     }
 }
 
+/// Clears this thread's [`HELPING`] when dropped.
+struct ResetHelping;
+
+impl Drop for ResetHelping {
+    fn drop(&mut self) {
+        HELPING.with(|h| h.set(false));
+    }
+}
+
 /// Puts back this thread's previous [`LEADING`] when dropped.
 struct RestoreLeading(*const Team);
 
@@ -79,12 +91,15 @@ impl Drop for RestoreLeading {
 
 /// Runs `f` on a worker of the current rayon pool while every other worker spins as a helper
 /// of the products `f` posts, and returns its result. With a single worker, or from inside
-/// another `run`, it just calls `f`.
+/// another `run` (on its leader or its helpers), it just calls `f`.
 ///
 /// # Panics
 /// Re-raises a panic of `f` or of a product's block, after every helper has left.
 pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_num_threads() <= 1 || !LEADING.with(Cell::get).is_null() {
+    if rayon::current_num_threads() <= 1
+        || !LEADING.with(Cell::get).is_null()
+        || HELPING.with(Cell::get)
+    {
         return f();
     }
     let team = Team {
@@ -99,6 +114,8 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     // Every worker runs this once: the first to arrive leads, the others help until it is done.
     rayon::broadcast(|_| {
         if claimed.swap(true, Ordering::AcqRel) {
+            HELPING.with(|h| h.set(true));
+            let _reset = ResetHelping;
             team.help();
             return;
         }
@@ -208,6 +225,7 @@ impl Drop for ClearOnDrop<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rayon::prelude::*;
 
     fn pool(n: usize) -> rayon::ThreadPool {
         rayon::ThreadPoolBuilder::new()
@@ -250,6 +268,19 @@ mod tests {
         assert!(with_current(|t| t.is_none()));
         let v = p.install(|| run(|| run(|| with_current(|t| t.is_some()))));
         assert!(v);
+        // Rayon work a helper picks up may call `run` too: it runs there without a team.
+        let nested = p.install(|| {
+            run(|| {
+                (0..64)
+                    .into_par_iter()
+                    .map(|_| {
+                        std::thread::sleep(std::time::Duration::from_micros(50));
+                        run(|| 1usize)
+                    })
+                    .sum::<usize>()
+            })
+        });
+        assert_eq!(nested, 64);
         // One worker: no team.
         assert!(!pool(1).install(|| run(|| with_current(|t| t.is_some()))));
     }

@@ -26,7 +26,6 @@ pub(crate) mod spmm;
 pub mod team;
 
 use rayon::prelude::*;
-use std::sync::Mutex;
 
 pub use simd::Isa;
 
@@ -62,27 +61,15 @@ where
     };
     let chunk = rows.div_ceil(blocks);
     // Inside a decode step's team (see [`team`]), the same blocks go to its spinning threads.
-    if team::with_current(|t| t.map(|t| split_rows(t, y, chunk, &f))).is_some() {
+    let in_team = team::with_current(|t| {
+        t.map(|t| t.for_each_part(y.chunks_mut(chunk).collect(), |i, ys| f(i * chunk, ys)))
+    });
+    if in_team.is_some() {
         return;
     }
     y.par_chunks_mut(chunk)
         .enumerate()
         .for_each(|(i, ys)| f(i * chunk, ys));
-}
-
-/// [`par_rows`]'s blocks of `chunk` rows, run by `team`.
-fn split_rows<F>(team: &team::Team, y: &mut [f32], chunk: usize, f: &F)
-where
-    F: Fn(usize, &mut [f32]) + Sync,
-{
-    // Each block's rows behind a lock of their own: `split` runs every block once, so the
-    // locks are never contended; they only hand the disjoint `&mut` parts across threads.
-    let parts: Vec<Mutex<&mut [f32]>> = y.chunks_mut(chunk).map(Mutex::new).collect();
-    team.split(parts.len(), &|i| {
-        if let Ok(mut ys) = parts[i].lock() {
-            f(i * chunk, &mut ys[..]);
-        }
-    });
 }
 
 /// `x` itself when it starts on a 64-byte boundary, else a copy of it that does (see
@@ -364,22 +351,16 @@ pub fn gemv_many_isa(isa: Isa, x: &[f32], products: Vec<(GemvWeight<'_>, &mut [f
         before += bytes;
     }
     // Inside a decode step's team (see [`team`]), the same runs go to its spinning threads.
-    if team::with_current(|t| {
+    let in_team = team::with_current(|t| {
         t.map(|t| {
-            // A lock per run only hands its disjoint outputs across threads (each run is
-            // claimed once, so no lock is contended).
-            let runs: Vec<Mutex<Vec<_>>> = runs.drain(..).map(Mutex::new).collect();
-            t.split(runs.len(), &|i| {
-                if let Ok(mut run) = runs[i].lock() {
-                    for (w, r0, ys) in run.iter_mut() {
-                        w.block(isa, *r0, x, ys);
-                    }
+            t.for_each_part(std::mem::take(&mut runs), |_, run| {
+                for (w, r0, ys) in run.iter_mut() {
+                    w.block(isa, *r0, x, ys);
                 }
-            });
+            })
         })
-    })
-    .is_some()
-    {
+    });
+    if in_team.is_some() {
         return;
     }
     runs.into_par_iter().with_max_len(1).for_each(|run| {

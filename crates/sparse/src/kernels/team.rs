@@ -169,6 +169,19 @@ impl Team {
         }
     }
 
+    /// Runs `f(i, &mut parts[i])` for every part, as [`split`](Self::split) runs its blocks:
+    /// the parts are disjoint outputs (blocks of rows) that each claimed block works on.
+    pub(crate) fn for_each_part<T: Send>(&self, parts: Vec<T>, f: impl Fn(usize, &mut T) + Sync) {
+        // A lock per part only hands it to the thread that claimed its block; each block is
+        // claimed once, so no lock is ever contended.
+        let parts: Vec<Mutex<T>> = parts.into_iter().map(Mutex::new).collect();
+        self.split(parts.len(), &|i| {
+            if let Ok(mut p) = parts[i].lock() {
+                f(i, &mut p);
+            }
+        });
+    }
+
     /// Claims the next block of the posted job, if it has one left.
     fn claim(&self) -> Option<(BlockFn, usize)> {
         let mut g = self.job.lock().ok()?;

@@ -33,7 +33,12 @@ our dense GEMV/GEMM, CSR and bitmask SpMV and SpMM (64 activation columns), at -
 scripts/scipy_kernels.py in the same invocation on the identical matrices (scipy.sparse CSR and
 numpy dense, float32, same thread count for BLAS) and prints times and ratios: sparse over our
 dense (> 1: sparse is faster) and ours over scipy. scipy is skipped with a note when the Python
-interpreter lacks numpy/scipy.")]
+interpreter lacks numpy/scipy.
+
+The two sides alternate --rounds times (ours, scipy, ours, scipy, ...) and every kernel keeps its
+best time over the rounds, ours and the reference's alike: on a shared machine whose speed drifts
+over tens of seconds, one pass of each side would set times from different moments against each
+other.")]
 pub struct KernelsBenchArgs {
     /// Matrix sizes n (comma-separated).
     #[arg(long, default_value = "1000,4096", value_delimiter = ',')]
@@ -53,9 +58,12 @@ pub struct KernelsBenchArgs {
     /// Seed of the random matrices (both sides).
     #[arg(long, default_value_t = 3)]
     seed: u64,
-    /// Minimum seconds spent timing each kernel (best run kept).
+    /// Minimum seconds spent timing each kernel per round (best run kept).
     #[arg(long, default_value_t = 0.3)]
     min_time: f64,
+    /// Rounds of our timings and the reference's, alternating; each kernel keeps its best.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Python interpreter with numpy + scipy.
     #[arg(long, default_value = "python3", env = "SECATEURS_PYTHON")]
     python: String,
@@ -207,6 +215,25 @@ impl Times {
 }
 
 impl Case {
+    /// Keeps, for every kernel, the faster of this case's time and `other`'s (the same matrix
+    /// timed in another round).
+    fn keep_best(&mut self, other: &Case) {
+        let best = |a: &mut f64, b: f64| *a = a.min(b);
+        let best_opt = |a: &mut Option<f64>, b: Option<f64>| {
+            if let (Some(a), Some(b)) = (a.as_mut(), b) {
+                *a = a.min(b);
+            }
+        };
+        best(&mut self.dense_gemv_s, other.dense_gemv_s);
+        best(&mut self.csr_spmv_s, other.csr_spmv_s);
+        best(&mut self.bitmask_spmv_s, other.bitmask_spmv_s);
+        best_opt(&mut self.nm_spmv_s, other.nm_spmv_s);
+        best(&mut self.dense_gemm_s, other.dense_gemm_s);
+        best(&mut self.csr_spmm_s, other.csr_spmm_s);
+        best(&mut self.bitmask_spmm_s, other.bitmask_spmm_s);
+        best_opt(&mut self.nm_spmm_s, other.nm_spmm_s);
+    }
+
     /// Our times of `product`.
     fn times(&self, product: Product) -> Times {
         match product {
@@ -376,6 +403,115 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+/// One round of our timings: every case of `a`, in order.
+fn time_cases(a: &KernelsBenchArgs, nm24: &[usize], round: usize) -> Result<Vec<Case>> {
+    let mut cases = Vec::new();
+    for &n in &a.sizes {
+        // Dense is timed once per size and round (its time does not depend on the values).
+        let mut dense = None;
+        for &s in &a.sparsities {
+            if !a.json {
+                eprintln!(
+                    "secateurs (round {round}/{}): n = {n}, sparsity {s} ...",
+                    a.rounds
+                );
+            }
+            cases.push(run_case(a, n, s, false, &mut dense)?);
+        }
+        if nm24.contains(&n) {
+            if !a.json {
+                eprintln!("secateurs (round {round}/{}): n = {n}, 2:4 ...", a.rounds);
+            }
+            cases.push(run_case(a, n, 0.5, true, &mut dense)?);
+        }
+    }
+    Ok(cases)
+}
+
+/// One run of scripts/scipy_kernels.py on the matrices of `a`; `None` (with a note on stderr)
+/// when it cannot run or its interpreter lacks numpy/scipy.
+fn run_scipy(a: &KernelsBenchArgs, nm24: &[usize], threads: usize) -> Option<Value> {
+    let join = |v: &[String]| v.join(",");
+    let args: Vec<String> = vec![
+        "--sizes".into(),
+        join(&a.sizes.iter().map(|n| n.to_string()).collect::<Vec<_>>()),
+        "--sparsities".into(),
+        join(
+            &a.sparsities
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        ),
+        "--nm24".into(),
+        join(&nm24.iter().map(|n| n.to_string()).collect::<Vec<_>>()),
+        "--seed".into(),
+        a.seed.to_string(),
+        "--columns".into(),
+        a.columns.to_string(),
+        "--threads".into(),
+        threads.to_string(),
+        "--min-time".into(),
+        a.min_time.to_string(),
+    ];
+    match crate::cmd::bench::run_reference(
+        &a.python,
+        a.script.as_deref(),
+        "scipy_kernels.py",
+        "scipy/numpy",
+        a.json,
+        &args,
+    ) {
+        Some(v) if v["available"].as_bool() == Some(true) => Some(v),
+        Some(v) => {
+            eprintln!(
+                "note: scipy/numpy reference not run: {} lacks numpy/scipy ({}); pass \
+                 --python with an interpreter that has them (e.g. /opt/refenv/bin/python)",
+                a.python,
+                v["error"].as_str().unwrap_or("import failed")
+            );
+            None
+        }
+        None => {
+            eprintln!("note: scipy/numpy reference not run (see above)");
+            None
+        }
+    }
+}
+
+/// `best` with every time (`*_s` field) of each result lowered to the same result's time in
+/// `other` where that is faster (results matched by size, pattern and sparsity).
+fn keep_best_reference(mut best: Value, other: &Value) -> Value {
+    let key = |r: &Value| {
+        (
+            r["n"].as_u64(),
+            r["pattern"].as_str().map(str::to_owned),
+            r["sparsity"].as_f64().map(f64::to_bits),
+        )
+    };
+    let others: Vec<&Value> = other["results"]
+        .as_array()
+        .map(|v| v.iter().collect())
+        .unwrap_or_default();
+    if let Some(results) = best["results"].as_array_mut() {
+        for r in results {
+            let Some(o) = others.iter().find(|o| key(o) == key(r)) else {
+                continue;
+            };
+            let Some(fields) = r.as_object_mut() else {
+                continue;
+            };
+            for (k, v) in fields.iter_mut() {
+                if let (true, Some(a), Some(b)) = (k.ends_with("_s"), v.as_f64(), o[k].as_f64()) {
+                    if b < a {
+                        *v = json!(b);
+                    }
+                }
+            }
+        }
+    }
+    best
+}
+
 /// Runs the benchmark.
 pub fn run(a: KernelsBenchArgs) -> Result<()> {
     if a.sizes.is_empty() || a.sizes.contains(&0) {
@@ -404,72 +540,33 @@ pub fn run(a: KernelsBenchArgs) -> Result<()> {
         eprintln!("measuring read bandwidth ...");
     }
     let read_gbs = measure_read_bandwidth_with(256 << 20, 3);
-    let mut cases = Vec::new();
-    for &n in &a.sizes {
-        let mut dense = None;
-        for &s in &a.sparsities {
-            if !a.json {
-                eprintln!("secateurs: n = {n}, sparsity {s} ...");
+    if a.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    let mut cases: Vec<Case> = Vec::new();
+    let mut reference: Option<Value> = None;
+    let mut reference_failed = a.no_reference;
+    for round in 1..=a.rounds {
+        let timed = time_cases(&a, &nm24, round)?;
+        if cases.is_empty() {
+            cases = timed;
+        } else {
+            for (c, t) in cases.iter_mut().zip(&timed) {
+                c.keep_best(t);
             }
-            cases.push(run_case(&a, n, s, false, &mut dense)?);
         }
-        if nm24.contains(&n) {
-            if !a.json {
-                eprintln!("secateurs: n = {n}, 2:4 ...");
+        if !reference_failed {
+            match run_scipy(&a, &nm24, threads) {
+                Some(v) => {
+                    reference = Some(match reference {
+                        Some(old) => keep_best_reference(old, &v),
+                        None => v,
+                    })
+                }
+                None => reference_failed = true,
             }
-            cases.push(run_case(&a, n, 0.5, true, &mut dense)?);
         }
     }
-
-    let reference = if a.no_reference {
-        None
-    } else {
-        let join = |v: &[String]| v.join(",");
-        let args: Vec<String> = vec![
-            "--sizes".into(),
-            join(&a.sizes.iter().map(|n| n.to_string()).collect::<Vec<_>>()),
-            "--sparsities".into(),
-            join(
-                &a.sparsities
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>(),
-            ),
-            "--nm24".into(),
-            join(&nm24.iter().map(|n| n.to_string()).collect::<Vec<_>>()),
-            "--seed".into(),
-            a.seed.to_string(),
-            "--columns".into(),
-            a.columns.to_string(),
-            "--threads".into(),
-            threads.to_string(),
-            "--min-time".into(),
-            a.min_time.to_string(),
-        ];
-        match crate::cmd::bench::run_reference(
-            &a.python,
-            a.script.as_deref(),
-            "scipy_kernels.py",
-            "scipy/numpy",
-            a.json,
-            &args,
-        ) {
-            Some(v) if v["available"].as_bool() == Some(true) => Some(v),
-            Some(v) => {
-                eprintln!(
-                    "note: scipy/numpy reference not run: {} lacks numpy/scipy ({}); pass \
-                     --python with an interpreter that has them (e.g. /opt/refenv/bin/python)",
-                    a.python,
-                    v["error"].as_str().unwrap_or("import failed")
-                );
-                None
-            }
-            None => {
-                eprintln!("note: scipy/numpy reference not run (see above)");
-                None
-            }
-        }
-    };
     let mismatched: Vec<String> = cases
         .iter()
         .filter_map(|c| {
@@ -504,6 +601,7 @@ pub fn run(a: KernelsBenchArgs) -> Result<()> {
             "{}",
             serde_json::to_string_pretty(&json!({
                 "threads": threads, "isa": isa.name(), "dtype": a.dtype, "columns": a.columns,
+                "rounds": a.rounds,
                 "seed": a.seed, "read_bandwidth_gbs": read_gbs,
                 "reference": reference.as_ref().map(|r| json!({
                     "numpy": r["numpy"], "scipy": r["scipy"], "threads": r["threads"],
@@ -529,7 +627,11 @@ pub fn run(a: KernelsBenchArgs) -> Result<()> {
         ),
         None => println!("reference: not run"),
     }
-    println!("ratios: sparse/dense = our dense time / our best sparse time (> 1: sparse wins); ours/scipy = scipy time / our time");
+    println!(
+        "times: best of {} alternating rounds of ours and the reference's; ratios: sparse/dense = our \
+         dense time / our best sparse time (> 1: sparse wins); ours/scipy = scipy time / our time",
+        a.rounds
+    );
     println!();
     print_table(
         "SpMV (decode: W x, one vector)",

@@ -16,8 +16,9 @@
 //! rows of whole 64-column words whose values are followed by at least `LANES` more (all rows but
 //! the last few of a matrix) take a hand-scheduled loop instead
 //! ([`Simd::bitmask_row_f32`](super::simd::Simd::bitmask_row_f32)): plain 16-value loads, the
-//! accumulators in registers and a software prefetch 4 KiB ahead of the values (on 576-column
-//! rows in DRAM at 70% sparsity, one thread: 0.96–1.05 ns per 16 columns against 1.5–1.8).
+//! accumulators in registers and a software prefetch 3 KiB ahead of the values twice per 64
+//! columns (on 576-column rows in DRAM at 70% sparsity, one thread: 0.96–1.05 ns per 16 columns
+//! against 1.5–1.8).
 //! Rows are processed one at a time, so the values are read as one sequential stream that the
 //! hardware prefetcher follows across rows. Interleaving rows (one load of `x` for several rows)
 //! was measured slower: with four rows, 0.90× dense decode at 50% on the default model; with two

@@ -604,7 +604,10 @@ mod x86 {
     /// Measured on Zen 4 with the values in DRAM and 576-column rows (the default model's), one
     /// thread: 2–8 KiB ahead took 0.96–1.05 ns per 16-column chunk at 70% sparsity against
     /// 1.37–1.48 without (256 B: 1.32, 1 KiB: 1.14, 16 KiB: 1.05), and 5–10% less at 50%.
-    const BITMASK_PREFETCH: usize = 4096;
+    /// With two prefetches per word (below), on the model-shaped stream with both threads, 3 KiB
+    /// was the fastest of 1, 2, 3 and 4 KiB, or within the machine's noise of it, in most
+    /// alternations at 50% and at 70%.
+    const BITMASK_PREFETCH: usize = 3072;
 
     /// One f32 row of the bitmask SpMV over `n` whole words, its loop scheduled by hand.
     ///
@@ -614,7 +617,14 @@ mod x86 {
     /// plain load into the memory form of `vexpandps`, which Zen 4 runs about 1.7× slower than
     /// load + register expand. Per chunk this loop issues `kmovw`, `movzx`, `popcnt`, the load,
     /// the expand, one FMA with `x` from memory and the pointer step, and prefetches the values
-    /// [`BITMASK_PREFETCH`] bytes ahead once per word. Measured against the intrinsics loop on
+    /// [`BITMASK_PREFETCH`] bytes ahead twice per word, before its first and third chunks: at 50%
+    /// density a word holds 128 bytes of values, two cache lines, and one prefetch per word left
+    /// every other line to the hardware prefetcher. On the model-shaped stream (30 layers × the
+    /// seven shapes, both threads, variants alternating in one process) the second prefetch
+    /// moved 50% from 26.6–31.0 GB/s (mean 28.2) to 28.1–32.6 (mean 30.2) in runs where the
+    /// machine's read probe gave ~32 GB/s, and from 32.1–33.8 to 32.9–38.7 where it gave 41–52;
+    /// 70% (1.2 lines per word) stayed within its noise, 25–33 GB/s either way. Measured
+    /// against the intrinsics loop on
     /// the same data, one thread: 0.97–1.24 vs 1.23–1.44 ns per chunk with everything in L2,
     /// and 0.96–1.05 vs 1.52–1.80 ns from DRAM at 70% sparsity. (Computing the four chunk
     /// offsets of a word independently, off the pointer's dependency chain, measured no
@@ -662,6 +672,7 @@ mod x86 {
             bitmask_chunk!("a0", "0"),
             "shr {w}, 16",
             bitmask_chunk!("a1", "64"),
+            "prefetcht0 [{vp} + {ahead}]",
             "shr {w}, 16",
             bitmask_chunk!("a2", "128"),
             "shr {w}, 16",

@@ -523,6 +523,9 @@ pub fn run(a: KernelsBenchArgs) -> Result<()> {
     if a.columns == 0 {
         bail!("--columns must be at least 1");
     }
+    if a.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
     let nm24: Vec<usize> = a
         .nm24
         .split(',')
@@ -540,9 +543,6 @@ pub fn run(a: KernelsBenchArgs) -> Result<()> {
         eprintln!("measuring read bandwidth ...");
     }
     let read_gbs = measure_read_bandwidth_with(256 << 20, 3);
-    if a.rounds == 0 {
-        bail!("--rounds must be at least 1");
-    }
     let mut cases: Vec<Case> = Vec::new();
     let mut reference: Option<Value> = None;
     let mut reference_failed = a.no_reference;
@@ -669,4 +669,35 @@ pub fn run(a: KernelsBenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_rounds_keep_each_kernels_best_time() {
+        let first = json!({"results": [
+            {"n": 64, "pattern": "random", "sparsity": 0.5, "nnz": 2048,
+             "csr_spmv_s": 2.0, "csr_spmm_s": 1.0, "dense_gemv_s": 5.0},
+            {"n": 64, "pattern": "2:4", "sparsity": 0.5, "nnz": 2048, "csr_spmv_s": 7.0},
+        ]});
+        // The second round lists its results in another order and adds a case the first lacks.
+        let second = json!({"results": [
+            {"n": 64, "pattern": "2:4", "sparsity": 0.5, "nnz": 9, "csr_spmv_s": 3.0},
+            {"n": 64, "pattern": "random", "sparsity": 0.5, "nnz": 1,
+             "csr_spmv_s": 1.5, "csr_spmm_s": 4.0, "dense_gemv_s": 5.0},
+            {"n": 128, "pattern": "random", "sparsity": 0.5, "csr_spmv_s": 0.1},
+        ]});
+        let best = keep_best_reference(first, &second);
+        let r = best["results"].as_array().unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0]["csr_spmv_s"], json!(1.5));
+        assert_eq!(r[0]["csr_spmm_s"], json!(1.0));
+        assert_eq!(r[0]["dense_gemv_s"], json!(5.0));
+        assert_eq!(r[1]["csr_spmv_s"], json!(3.0));
+        // Counts are not times: the first round's stay.
+        assert_eq!(r[0]["nnz"], json!(2048));
+        assert_eq!(r[1]["nnz"], json!(2048));
+    }
 }

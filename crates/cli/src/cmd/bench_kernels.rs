@@ -675,6 +675,52 @@ pub fn run(a: KernelsBenchArgs) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn case(t: f64, nm: Option<f64>) -> Case {
+        Case {
+            n: 64,
+            sparsity: 0.5,
+            pattern: "random",
+            nnz: 2048,
+            checksum: 1.0,
+            dense_bytes: 1,
+            csr_bytes: 1,
+            bitmask_bytes: 1,
+            nm_bytes: None,
+            dense_gemv_s: t,
+            csr_spmv_s: t + 1.0,
+            bitmask_spmv_s: t + 2.0,
+            nm_spmv_s: nm,
+            dense_gemm_s: t + 3.0,
+            csr_spmm_s: t + 4.0,
+            bitmask_spmm_s: t + 5.0,
+            nm_spmm_s: nm,
+        }
+    }
+
+    #[test]
+    fn our_rounds_keep_each_kernels_best_time() {
+        let mut c = case(10.0, Some(9.0));
+        c.keep_best(&case(1.0, Some(20.0)));
+        assert_eq!(
+            [
+                c.dense_gemv_s,
+                c.csr_spmv_s,
+                c.bitmask_spmv_s,
+                c.dense_gemm_s,
+                c.csr_spmm_s,
+                c.bitmask_spmm_s
+            ],
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+        );
+        assert_eq!((c.nm_spmv_s, c.nm_spmm_s), (Some(9.0), Some(9.0)));
+        c.keep_best(&case(0.5, Some(2.0)));
+        assert_eq!((c.dense_gemv_s, c.nm_spmv_s), (0.5, Some(2.0)));
+        // A matrix without an N:M form stays without one.
+        let mut c = case(3.0, None);
+        c.keep_best(&case(1.0, None));
+        assert_eq!((c.dense_gemv_s, c.nm_spmv_s), (1.0, None));
+    }
+
     #[test]
     fn reference_rounds_keep_each_kernels_best_time() {
         let first = json!({"results": [

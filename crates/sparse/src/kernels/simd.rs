@@ -624,11 +624,10 @@ mod x86 {
     /// moved 50% from 26.6–31.0 GB/s (mean 28.2) to 28.1–32.6 (mean 30.2) in runs where the
     /// machine's read probe gave ~32 GB/s, and from 32.1–33.8 to 32.9–38.7 where it gave 41–52;
     /// 70% (1.2 lines per word) stayed within its noise, 25–33 GB/s either way. Measured
-    /// against the intrinsics loop on
-    /// the same data, one thread: 0.97–1.24 vs 1.23–1.44 ns per chunk with everything in L2,
-    /// and 0.96–1.05 vs 1.52–1.80 ns from DRAM at 70% sparsity. (Computing the four chunk
-    /// offsets of a word independently, off the pointer's dependency chain, measured no
-    /// faster.) Chunk `q` of each word accumulates into accumulator `q` and the four are summed
+    /// against the intrinsics loop on the same data, one thread: 0.97–1.24 vs 1.23–1.44 ns per
+    /// chunk with everything in L2, and 0.96–1.05 vs 1.52–1.80 ns from DRAM at 70% sparsity.
+    /// (Computing the four chunk offsets of a word independently, off the pointer's dependency
+    /// chain, measured no faster.) Chunk `q` of each word accumulates into accumulator `q` and the four are summed
     /// as in the generic loop (the dense kernel's order). The accumulators stay in registers:
     /// passing them through memory to and from a loop-only function cost ~10 ns per row, a
     /// third of a 576-column row at 70% sparsity.

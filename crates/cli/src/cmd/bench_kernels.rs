@@ -368,12 +368,23 @@ fn run_case(
 
 /// The reference row of a case, if the script ran and its matrix is identical to ours.
 fn reference_for<'a>(reference: Option<&'a Value>, c: &Case) -> Option<&'a Value> {
-    reference?["results"].as_array()?.iter().find(|r| {
-        r["n"].as_u64() == Some(c.n as u64)
-            && r["pattern"].as_str() == Some(c.pattern)
+    find_result(reference?, c.n as u64, c.pattern, c.sparsity)
+}
+
+/// The result of the reference script's output `reference` for size `n`, `pattern` and
+/// `sparsity`.
+fn find_result<'a>(
+    reference: &'a Value,
+    n: u64,
+    pattern: &str,
+    sparsity: f64,
+) -> Option<&'a Value> {
+    reference["results"].as_array()?.iter().find(|r| {
+        r["n"].as_u64() == Some(n)
+            && r["pattern"].as_str() == Some(pattern)
             && r["sparsity"]
                 .as_f64()
-                .is_some_and(|s| (s - c.sparsity).abs() < 1e-9)
+                .is_some_and(|s| (s - sparsity).abs() < 1e-9)
     })
 }
 
@@ -481,20 +492,16 @@ fn run_scipy(a: &KernelsBenchArgs, nm24: &[usize], threads: usize) -> Option<Val
 /// `best` with every time (`*_s` field) of each result lowered to the same result's time in
 /// `other` where that is faster (results matched by size, pattern and sparsity).
 fn keep_best_reference(mut best: Value, other: &Value) -> Value {
-    let key = |r: &Value| {
-        (
-            r["n"].as_u64(),
-            r["pattern"].as_str().map(str::to_owned),
-            r["sparsity"].as_f64().map(f64::to_bits),
-        )
-    };
-    let others: Vec<&Value> = other["results"]
-        .as_array()
-        .map(|v| v.iter().collect())
-        .unwrap_or_default();
     if let Some(results) = best["results"].as_array_mut() {
         for r in results {
-            let Some(o) = others.iter().find(|o| key(o) == key(r)) else {
+            let (Some(n), Some(pattern), Some(sparsity)) = (
+                r["n"].as_u64(),
+                r["pattern"].as_str(),
+                r["sparsity"].as_f64(),
+            ) else {
+                continue;
+            };
+            let Some(o) = find_result(other, n, pattern, sparsity) else {
                 continue;
             };
             let Some(fields) = r.as_object_mut() else {

@@ -627,10 +627,10 @@ mod x86 {
     /// against the intrinsics loop on the same data, one thread: 0.97–1.24 vs 1.23–1.44 ns per
     /// chunk with everything in L2, and 0.96–1.05 vs 1.52–1.80 ns from DRAM at 70% sparsity.
     /// (Computing the four chunk offsets of a word independently, off the pointer's dependency
-    /// chain, measured no faster.) Chunk `q` of each word accumulates into accumulator `q` and the four are summed
-    /// as in the generic loop (the dense kernel's order). The accumulators stay in registers:
-    /// passing them through memory to and from a loop-only function cost ~10 ns per row, a
-    /// third of a 576-column row at 70% sparsity.
+    /// chain, measured no faster.) Chunk `q` of each word accumulates into accumulator `q` and
+    /// the four are summed as in the generic loop (the dense kernel's order). The accumulators
+    /// stay in registers: passing them through memory to and from a loop-only function cost
+    /// ~10 ns per row, a third of a 576-column row at 70% sparsity.
     ///
     /// # Safety
     /// The CPU supports AVX-512F; `words[0..n]` and `x[0..64 n]` are readable; the values of the

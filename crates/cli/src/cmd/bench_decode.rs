@@ -34,9 +34,10 @@ timed runs of the two alternate (dense, sparse, dense, ...; --repeat each, the f
 both see the same memory bandwidth as it drifts. Both decode the same prompt greedily for
 --new-tokens tokens; the report gives tokens/s (first new token to last, prefill excluded), bytes
 read per token, the fraction of the read bandwidth that is (probed just before each timed run,
-against the probe of the fastest), the sparse/dense speedup
-beside its byte-ratio limit, whether the greedy tokens are identical and the largest logit
-difference over all steps.
+against the probe of the fastest), the sparse/dense speedup beside its byte-ratio limit, whether
+the greedy tokens are identical and the largest logit difference over all steps. A line gives
+the range of all the run's probes: on a shared machine they can move by 2x within a minute,
+and a row's \"of bw\" is only as steady as its probe.
 The first model is also run with transformers + PyTorch (f32, same thread count) when the Python
 interpreter has torch, transformers and gguf.")]
 pub struct DecodeBenchArgs {
@@ -184,6 +185,9 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
     }
     let read_bw = bandwidth::measure_read_bandwidth();
     let copy_bw = bandwidth::measure_copy_bandwidth();
+    // Every read-bandwidth probe of the invocation, so the report can show how far the
+    // machine's bandwidth moved while it ran.
+    let mut probes: Vec<f64> = vec![read_bw];
     let mut rows: Vec<Variant> = Vec::new();
     let mut reference: Option<Value> = None;
     let mut ours_first_dense: Option<(f64, Vec<u32>)> = None;
@@ -232,6 +236,7 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                 }
                 decode(model, &prompt, 8.min(a.new_tokens), false)?; // warm-up
                 let bw = bandwidth::measure_read_bandwidth();
+                probes.push(bw);
                 let first = decode(model, &prompt, a.new_tokens, true)?;
                 let tps = first.tokens_per_second;
                 runs.push((first, tps, bw));
@@ -239,6 +244,7 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
             for _ in 1..a.repeat {
                 for ((_, model), run) in variants.iter().zip(runs.iter_mut()) {
                     let bw = bandwidth::measure_read_bandwidth();
+                    probes.push(bw);
                     let tps = decode(model, &prompt, a.new_tokens, false)?.tokens_per_second;
                     if tps > run.1 {
                         (run.1, run.2) = (tps, bw);
@@ -334,12 +340,14 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
         (Some((_, ours)), Some(r)) => Some(ours == r),
         _ => None,
     };
+    let spread = ProbeSpread::of(&probes);
     if a.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "threads": threads, "new_tokens": a.new_tokens, "prompt": a.prompt,
                 "read_bandwidth_gb_s": read_bw, "copy_bandwidth_gb_s": copy_bw,
+                "read_bandwidth_probes": spread,
                 "variants": rows, "reference": reference,
                 "speedup_vs_reference": vs_reference,
                 "same_tokens_as_reference": same_as_reference,
@@ -355,6 +363,12 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
         "memory bandwidth at the start: read {read_bw:.1} GB/s, copy {copy_bw:.1} GB/s; each row's \"bw\" is the read \
          bandwidth probed just before its fastest run, which \"of bw\" and \"ceiling\" use"
     );
+    if let Some(sp) = &spread {
+        println!(
+            "read-bandwidth probes of this run: {} from {:.1} to {:.1} GB/s, median {:.1}",
+            sp.count, sp.min_gb_s, sp.max_gb_s, sp.median_gb_s
+        );
+    }
     println!(
         "  {:<14} {:<22} {:>9} {:>9} {:>7} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>5} {:>9}",
         "model",
@@ -403,4 +417,59 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
         _ => println!("  transformers + PyTorch: not run (see above)"),
     }
     Ok(())
+}
+
+/// The range of the read-bandwidth probes taken during one `bench decode`.
+#[derive(Serialize, Debug, PartialEq)]
+struct ProbeSpread {
+    count: usize,
+    min_gb_s: f64,
+    median_gb_s: f64,
+    max_gb_s: f64,
+}
+
+impl ProbeSpread {
+    /// `None` without probes; NaN probes (none expected) are left out.
+    fn of(probes: &[f64]) -> Option<ProbeSpread> {
+        let mut p: Vec<f64> = probes.iter().copied().filter(|v| !v.is_nan()).collect();
+        if p.is_empty() {
+            return None;
+        }
+        p.sort_by(f64::total_cmp);
+        let n = p.len();
+        let median = if n % 2 == 1 {
+            p[n / 2]
+        } else {
+            (p[n / 2 - 1] + p[n / 2]) / 2.0
+        };
+        Some(ProbeSpread {
+            count: n,
+            min_gb_s: p[0],
+            median_gb_s: median,
+            max_gb_s: p[n - 1],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_spread_gives_range_and_median() {
+        assert_eq!(ProbeSpread::of(&[]), None);
+        assert_eq!(ProbeSpread::of(&[f64::NAN]), None);
+        let s = ProbeSpread::of(&[40.0, 25.0, f64::NAN, 31.0]).expect("spread");
+        assert_eq!(
+            s,
+            ProbeSpread {
+                count: 3,
+                min_gb_s: 25.0,
+                median_gb_s: 31.0,
+                max_gb_s: 40.0
+            }
+        );
+        let s = ProbeSpread::of(&[30.0, 50.0, 20.0, 40.0]).expect("spread");
+        assert_eq!((s.count, s.median_gb_s), (4, 35.0));
+    }
 }

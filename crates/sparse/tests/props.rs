@@ -237,14 +237,15 @@ proptest! {
     #[test]
     fn bitmask_gemv_has_the_dense_digits(
         rows in 1usize..40,
-        cols in prop_oneof![1usize..300, 1000usize..1300],
+        cols in prop_oneof![1usize..300, 321usize..600, 1000usize..1300],
         whole_words in any::<bool>(),
         sparsity in 0.0f64..1.0,
         nm in any::<bool>(),
         dtype in 0usize..3,
         seed in any::<u64>(),
     ) {
-        // Whole 64-column words take the hand-scheduled AVX-512 loop for f32 rows.
+        // Whole 64-column words take the hand-scheduled AVX-512 loops for f32 rows (from six
+        // words on, the multi-row one).
         let cols = if whole_words { cols.div_ceil(64) * 64 } else { cols };
         let cols = if nm { cols.div_ceil(4) * 4 } else { cols };
         let w = if nm {
@@ -619,6 +620,37 @@ fn nm24_fast_path_and_fallback() {
             let w = random_nm(rows, cols, 2, 4, (rows * cols) as u64);
             let m = PackedMatrix::Nm(NmMatrix::from_dense(&w, rows, cols, 2, 4, dtype).unwrap());
             check_matrix(&m, &w, 3, 17).unwrap();
+        }
+    }
+}
+
+/// The default model's row widths (576 and 1536 columns, nine and 24 words) and the narrowest
+/// that the multi-row f32 loop takes (384, six words), with many rows, so that most of each
+/// row block runs through that loop and its last rows through the one-row path: bitmask and
+/// 4:8 results equal the dense GEMV bit for bit at every ISA level.
+#[test]
+fn multi_row_bitmask_loop_has_the_dense_digits() {
+    for (rows, cols) in [(300, 576), (97, 1536), (41, 384), (64, 320)] {
+        for (i, sparsity) in [0.5, 0.7, 0.9].into_iter().enumerate() {
+            let seed = (rows * cols + i) as u64;
+            let x = random_dense(1, cols, 0.0, seed ^ 1);
+            let y0 = random_dense(1, rows, 0.0, seed ^ 2);
+            let dense_w = random_dense(rows, cols, sparsity, seed);
+            let nm_w = random_nm(rows, cols, 4, 8, seed);
+            for (w, format) in [(&dense_w, Format::Bitmask), (&nm_w, Format::Nm)] {
+                let sparse =
+                    PackedMatrix::encode(w, rows, cols, Some(format), ValueDtype::F32).unwrap();
+                let dense =
+                    PackedMatrix::encode(w, rows, cols, Some(Format::Dense), ValueDtype::F32)
+                        .unwrap();
+                for isa in Isa::available() {
+                    let (mut ys, mut yd) = (y0.clone(), y0.clone());
+                    kernels::gemv_isa(isa, &sparse, &x, &mut ys);
+                    kernels::gemv_isa(isa, &dense, &x, &mut yd);
+                    let same = ys.iter().zip(&yd).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{format} {rows}x{cols} at {sparsity} on {isa}");
+                }
+            }
         }
     }
 }

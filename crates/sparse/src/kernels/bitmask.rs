@@ -22,7 +22,11 @@
 //! Rows are processed one at a time, so the values are read as one sequential stream that the
 //! hardware prefetcher follows across rows. Interleaving rows (one load of `x` for several rows)
 //! was measured slower: with four rows, 0.90× dense decode at 50% on the default model; with two
-//! short rows, 0.79×. The chunk loop is unrolled by hand so the accumulators stay in registers.
+//! short rows, 0.79×; with two rows in the hand-scheduled loop, twice as slow from DRAM. Rows of
+//! six words or more run, one after the other, in one multi-row loop
+//! ([`Simd::bitmask_rows_f32`]) that keeps `x[0..384]` in registers for all of them, which saves
+//! the `x` load of their first 24 chunks. The chunk loop is unrolled by hand so the accumulators
+//! stay in registers.
 //!
 //! **Same digits as dense.** Every `LANES`-column chunk goes into the accumulator it uses in the
 //! dense GEMV ([`super::dense`]: four per row, by chunk index, the ragged end into the first), and
@@ -37,7 +41,9 @@
 
 use super::simd::{per_isa, Simd, Val};
 
-/// Where each row's values start.
+/// Where each row's values start. Rows are contiguous: row `r + 1` starts where row `r`'s
+/// values end (`start(r)` plus the popcount of its mask row), which the multi-row loop
+/// ([`Simd::bitmask_rows_f32`]) relies on.
 pub(crate) trait RowStarts: Sync {
     /// Position of the first value of row `r`.
     fn start(&self, r: usize) -> usize;
@@ -81,7 +87,36 @@ unsafe fn spmv_rows_body<S: Simd, V: Val, R: RowStarts>(
 ) {
     let cols = x.len();
     let nv = vals.len();
-    for (i, yi) in y.iter_mut().enumerate() {
+    let mut first = 0; // the first row left to the one-row loop below
+    if V::IS_F32 && cols.is_multiple_of(64) && !y.is_empty() {
+        // Rows whose values are followed by at least `cols + LANES` more (all but the last few
+        // of the matrix; `starts` increase with `r`, so they are the leading ones) may go
+        // through the level's multi-row loop.
+        let full = |i: usize| starts.start(r0 + i) + cols + S::LANES <= nv;
+        let mut n_full = y.len();
+        while n_full > 0 && !full(n_full - 1) {
+            n_full -= 1;
+        }
+        let wpr = cols / 64;
+        // SAFETY: rows `r0..r0 + n_full` have their `wpr` mask words (contract of this
+        // function) and `x` has `64 wpr` columns; `y[..n_full]` is a separate buffer. A row's
+        // values start where the previous row's end (the starts of `Bitmask` and `NmMatrix` are
+        // the running popcounts of their rows, see `RowStarts`), and each of these rows has its
+        // values and `LANES` more inside `vals` (`full`). `V::Raw` is f32.
+        if n_full > 0
+            && S::bitmask_rows_f32(
+                mask.as_ptr().add(r0 * wpr),
+                wpr,
+                vals.as_ptr().add(starts.start(r0)).cast(),
+                x.as_ptr(),
+                y.as_mut_ptr(),
+                n_full,
+            )
+        {
+            first = n_full;
+        }
+    }
+    for (i, yi) in y.iter_mut().enumerate().skip(first) {
         let r = r0 + i;
         let k = starts.start(r);
         // A row owns at most `cols` values, so when `cols + LANES` values follow its start every

@@ -622,21 +622,30 @@ mod x86 {
         };
     }
 
-    /// The four chunks of the mask word in `w` with `x` from memory at `{xp}`, `w` shifted down by
-    /// 16 between them, and the values prefetched [`BITMASK_PREFETCH`] bytes ahead before the
-    /// first and the third.
+    /// The four chunks of the mask word in `w`, `w` shifted down by 16 between them, with the
+    /// values prefetched [`BITMASK_PREFETCH`] bytes ahead before the first and the third. Their
+    /// parts of `x` are the operands `$x0`..`$x3` (registers), or with no arguments the four
+    /// vectors in memory at `{xp}`.
     macro_rules! bitmask_word {
         () => {
+            bitmask_word!(
+                "zmmword ptr [{xp} + 0]",
+                "zmmword ptr [{xp} + 64]",
+                "zmmword ptr [{xp} + 128]",
+                "zmmword ptr [{xp} + 192]"
+            )
+        };
+        ($x0:literal, $x1:literal, $x2:literal, $x3:literal) => {
             concat!(
                 "prefetcht0 [{vp} + {ahead}]\n",
-                bitmask_chunk!("a0", "zmmword ptr [{xp} + 0]"),
+                bitmask_chunk!("a0", $x0),
                 "\nshr {w}, 16\n",
-                bitmask_chunk!("a1", "zmmword ptr [{xp} + 64]"),
+                bitmask_chunk!("a1", $x1),
                 "\nprefetcht0 [{vp} + {ahead}]\n",
                 "shr {w}, 16\n",
-                bitmask_chunk!("a2", "zmmword ptr [{xp} + 128]"),
+                bitmask_chunk!("a2", $x2),
                 "\nshr {w}, 16\n",
-                bitmask_chunk!("a3", "zmmword ptr [{xp} + 192]"),
+                bitmask_chunk!("a3", $x3),
             )
         };
     }
@@ -797,65 +806,17 @@ mod x86 {
             "vpxord {a3}, {a3}, {a3}",
             // Words 0..6: x in zmm8..zmm31.
             "mov {w}, qword ptr [{wp} + 0]",
-            "prefetcht0 [{vp} + {ahead}]",
-            bitmask_chunk!("a0", "zmm8"),
-            "shr {w}, 16",
-            bitmask_chunk!("a1", "zmm9"),
-            "shr {w}, 16",
-            "prefetcht0 [{vp} + {ahead}]",
-            bitmask_chunk!("a2", "zmm10"),
-            "shr {w}, 16",
-            bitmask_chunk!("a3", "zmm11"),
+            bitmask_word!("zmm8", "zmm9", "zmm10", "zmm11"),
             "mov {w}, qword ptr [{wp} + 8]",
-            "prefetcht0 [{vp} + {ahead}]",
-            bitmask_chunk!("a0", "zmm12"),
-            "shr {w}, 16",
-            bitmask_chunk!("a1", "zmm13"),
-            "shr {w}, 16",
-            "prefetcht0 [{vp} + {ahead}]",
-            bitmask_chunk!("a2", "zmm14"),
-            "shr {w}, 16",
-            bitmask_chunk!("a3", "zmm15"),
+            bitmask_word!("zmm12", "zmm13", "zmm14", "zmm15"),
             "mov {w}, qword ptr [{wp} + 16]",
-            "prefetcht0 [{vp} + {ahead}]",
-            bitmask_chunk!("a0", "zmm16"),
-            "shr {w}, 16",
-            bitmask_chunk!("a1", "zmm17"),
-            "shr {w}, 16",
-            "prefetcht0 [{vp} + {ahead}]",
-            bitmask_chunk!("a2", "zmm18"),
-            "shr {w}, 16",
-            bitmask_chunk!("a3", "zmm19"),
+            bitmask_word!("zmm16", "zmm17", "zmm18", "zmm19"),
             "mov {w}, qword ptr [{wp} + 24]",
-            "prefetcht0 [{vp} + {ahead}]",
-            bitmask_chunk!("a0", "zmm20"),
-            "shr {w}, 16",
-            bitmask_chunk!("a1", "zmm21"),
-            "shr {w}, 16",
-            "prefetcht0 [{vp} + {ahead}]",
-            bitmask_chunk!("a2", "zmm22"),
-            "shr {w}, 16",
-            bitmask_chunk!("a3", "zmm23"),
+            bitmask_word!("zmm20", "zmm21", "zmm22", "zmm23"),
             "mov {w}, qword ptr [{wp} + 32]",
-            "prefetcht0 [{vp} + {ahead}]",
-            bitmask_chunk!("a0", "zmm24"),
-            "shr {w}, 16",
-            bitmask_chunk!("a1", "zmm25"),
-            "shr {w}, 16",
-            "prefetcht0 [{vp} + {ahead}]",
-            bitmask_chunk!("a2", "zmm26"),
-            "shr {w}, 16",
-            bitmask_chunk!("a3", "zmm27"),
+            bitmask_word!("zmm24", "zmm25", "zmm26", "zmm27"),
             "mov {w}, qword ptr [{wp} + 40]",
-            "prefetcht0 [{vp} + {ahead}]",
-            bitmask_chunk!("a0", "zmm28"),
-            "shr {w}, 16",
-            bitmask_chunk!("a1", "zmm29"),
-            "shr {w}, 16",
-            "prefetcht0 [{vp} + {ahead}]",
-            bitmask_chunk!("a2", "zmm30"),
-            "shr {w}, 16",
-            bitmask_chunk!("a3", "zmm31"),
+            bitmask_word!("zmm28", "zmm29", "zmm30", "zmm31"),
             // Words 6..n: x from memory.
             "lea {wq}, [{wp} + {xbytes}]",
             "mov {xp}, {xrest}",

@@ -12,7 +12,7 @@ fn main() -> Result<(), DataError> {
         ..FetchOptions::default()
     };
     println!("cache: {}", cache.root().display());
-    let report = fetch_all_with(&cache, &opts, &mut |ev| println!("{ev:?}"))?;
+    let report = fetch_all_with(&cache, &opts, &mut |ev| println!("{ev:?}"));
     for a in &report.artifacts {
         println!(
             "{}: skipped={} files={} bytes={} in {:.1?}",
@@ -22,6 +22,9 @@ fn main() -> Result<(), DataError> {
             a.bytes,
             a.elapsed
         );
+    }
+    for f in &report.failures {
+        println!("{}: FAILED: {}", f.what, f.error);
     }
     println!("total {:.1?}", report.elapsed);
     Ok(())

@@ -96,46 +96,72 @@ pub struct ArtifactReport {
 }
 
 /// Outcome of [`fetch_all`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct FetchReport {
-    /// One entry per artifact, in fetch order.
+    /// One entry per artifact fetched or found in the cache, in fetch order.
     pub artifacts: Vec<ArtifactReport>,
+    /// The artifacts that could not be had, in fetch order. The others are fetched all the
+    /// same, so a registry that stops serving one pinned package leaves the rest usable.
+    pub failures: Vec<FetchFailure>,
     /// Total wall time.
     pub elapsed: Duration,
 }
 
+/// One artifact that [`fetch_all`] could not fetch.
+#[derive(Debug)]
+pub struct FetchFailure {
+    /// Artifact name (`model`, `bigbench`, `world-countries`).
+    pub what: &'static str,
+    /// Why.
+    pub error: DataError,
+    /// Where a copy of the pinned archive obtained elsewhere can be put, so that the next fetch
+    /// verifies it against its pin and uses it instead of downloading
+    /// (`<cache>/downloads/<file name>`).
+    pub manual_path: PathBuf,
+    /// The archive's pinned sha256.
+    pub sha256: &'static str,
+}
+
 /// Fetch the model, BIG-bench and world-countries with default options.
 ///
-/// # Errors
-/// The first failure of [`fetch_model`], [`fetch_bigbench`] or
-/// [`fetch_countries`].
-pub fn fetch_all(
-    cache: &Cache,
-    progress: &mut dyn FnMut(FetchEvent),
-) -> Result<FetchReport, DataError> {
+/// Each artifact is fetched even when an earlier one failed; the failures are in
+/// [`FetchReport::failures`].
+pub fn fetch_all(cache: &Cache, progress: &mut dyn FnMut(FetchEvent)) -> FetchReport {
     fetch_all_with(cache, &FetchOptions::default(), progress)
 }
 
 /// [`fetch_all`] with explicit options.
-///
-/// # Errors
-/// The first failure of [`fetch_model`], [`fetch_bigbench`] or
-/// [`fetch_countries`].
 pub fn fetch_all_with(
     cache: &Cache,
     opts: &FetchOptions,
     progress: &mut dyn FnMut(FetchEvent),
-) -> Result<FetchReport, DataError> {
+) -> FetchReport {
+    type FetchFn =
+        fn(&Cache, &FetchOptions, &mut dyn FnMut(FetchEvent)) -> Result<ArtifactReport, DataError>;
     let t0 = Instant::now();
-    let artifacts = vec![
-        fetch_model(cache, opts, progress)?,
-        fetch_bigbench(cache, opts, progress)?,
-        fetch_countries(cache, opts, progress)?,
+    let steps: [(&Pin, FetchFn); 3] = [
+        (&pins::MODEL, fetch_model),
+        (&pins::BIGBENCH, fetch_bigbench),
+        (&pins::COUNTRIES, fetch_countries),
     ];
-    Ok(FetchReport {
+    let mut artifacts = Vec::with_capacity(steps.len());
+    let mut failures = Vec::new();
+    for (pin, fetch) in steps {
+        match fetch(cache, opts, progress) {
+            Ok(r) => artifacts.push(r),
+            Err(error) => failures.push(FetchFailure {
+                what: pin.what,
+                error,
+                manual_path: cache.downloads_dir().join(pin.file_name),
+                sha256: pin.sha256,
+            }),
+        }
+    }
+    FetchReport {
         artifacts,
+        failures,
         elapsed: t0.elapsed(),
-    })
+    }
 }
 
 /// Fetch the default model to [`Cache::model_gguf`].

@@ -17,7 +17,7 @@ pub use cache::{Cache, CACHE_ENV};
 pub use error::DataError;
 pub use fetch::{
     fetch_all, fetch_all_with, fetch_bigbench, fetch_countries, fetch_model, is_fetched,
-    ArtifactReport, FetchEvent, FetchOptions, FetchReport,
+    ArtifactReport, FetchEvent, FetchFailure, FetchOptions, FetchReport,
 };
 pub use squad::{
     calibration_text, domain_texts, eval_text, squad_examples, write_text_sets, SquadExample,

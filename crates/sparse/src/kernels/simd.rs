@@ -18,6 +18,10 @@
 
 use std::sync::OnceLock;
 
+/// The fewest 64-column words per row with which the AVX-512 multi-row bitmask loop
+/// (`Simd::bitmask_rows_f32`) runs f32 rows: it keeps the first six words' `x` in registers.
+pub(crate) const MULTI_ROW_WORDS: usize = 6;
+
 /// An instruction-set level the kernels are compiled for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
@@ -743,7 +747,7 @@ mod x86 {
 
     /// Words of a row whose part of `x` [`bitmask_rows_f32_avx512`] keeps in registers: 24
     /// chunks of 16 columns, in zmm8–zmm31.
-    const XREG_WORDS: usize = 6;
+    const XREG_WORDS: usize = super::MULTI_ROW_WORDS;
 
     /// Rows of the bitmask SpMV with f32 values over `n >= XREG_WORDS` whole words each, one
     /// after the other in one loop: `y[i] += row i · x`.

@@ -717,6 +717,44 @@ mod tests {
         assert!(!err.to_string().contains('\n'));
     }
 
+    /// A failing artifact does not stop the others: every one is tried, and each failure
+    /// names the artifact and where a copy of its pinned archive can be put.
+    #[test]
+    fn fetch_all_tries_every_artifact_and_reports_each_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let opts = FetchOptions {
+            python: OsString::from("sh"),
+            npm: OsString::from("secateurs-no-such-npm-binary"),
+            ..FetchOptions::default()
+        };
+        let mut started = Vec::new();
+        let report = fetch_all_with(&cache, &opts, &mut |ev| {
+            if let FetchEvent::Started { what } = ev {
+                started.push(what);
+            }
+        });
+        assert_eq!(started, ["model", "bigbench", "world-countries"]);
+        assert!(report.artifacts.is_empty());
+        let what: Vec<_> = report.failures.iter().map(|f| f.what).collect();
+        assert_eq!(what, ["model", "bigbench", "world-countries"]);
+        let f = &report.failures[1];
+        assert!(
+            matches!(f.error, DataError::ToolFailed { .. }),
+            "{}",
+            f.error
+        );
+        assert_eq!(
+            f.manual_path,
+            cache.downloads_dir().join("bigbench-1.0.0.tar.gz")
+        );
+        assert_eq!(f.sha256, pins::BIGBENCH.sha256);
+        assert!(matches!(
+            report.failures[2].error,
+            DataError::ToolMissing { .. }
+        ));
+    }
+
     /// A kept download with the right name but wrong content is discarded
     /// rather than extracted.
     #[test]

@@ -107,6 +107,13 @@ pub struct FetchReport {
     pub elapsed: Duration,
 }
 
+impl FetchReport {
+    /// Whether the artifact of `pin` is among the [`failures`](Self::failures).
+    pub fn failed(&self, pin: &Pin) -> bool {
+        self.failures.iter().any(|f| f.what == pin.what)
+    }
+}
+
 /// One artifact that [`fetch_all`] could not fetch.
 #[derive(Debug)]
 pub struct FetchFailure {
@@ -753,6 +760,7 @@ mod tests {
             report.failures[2].error,
             DataError::ToolMissing { .. }
         ));
+        assert!(report.failed(&pins::BIGBENCH) && report.failed(&pins::MODEL));
     }
 
     /// A kept download with the right name but wrong content is discarded

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use anyhow::{bail, Result};
 use clap::Args as ClapArgs;
 use indicatif::ProgressBar;
-use secateurs_data::{fetch_all_with, write_text_sets, FetchEvent, FetchOptions};
+use secateurs_data::{fetch_all_with, pins, write_text_sets, FetchEvent, FetchOptions};
 use serde_json::json;
 
 /// Arguments of `secateurs fetch`.
@@ -78,7 +78,7 @@ pub fn run(a: Args) -> Result<()> {
         FetchEvent::Done { what } => say(format!("{what}: done")),
     });
     // The text sets are built from the BIG-bench SQuAD files: only when those are here.
-    let texts = if report.failures.iter().any(|f| f.what == "bigbench") {
+    let texts = if report.failed(&pins::BIGBENCH) {
         Vec::new()
     } else {
         spinner.set_message("writing text sets ...");
@@ -115,7 +115,7 @@ pub fn run(a: Args) -> Result<()> {
         );
     } else {
         println!("cache: {}", cache.root().display());
-        if !report.failures.iter().any(|f| f.what == "model") {
+        if !report.failed(&pins::MODEL) {
             println!("model: {}", cache.model_gguf().display());
         }
         for t in &texts {

@@ -37,7 +37,10 @@ read per token, the fraction of the read bandwidth that is (probed just before e
 against the probe of the fastest), the sparse/dense speedup beside its byte-ratio limit, whether
 the greedy tokens are identical and the largest logit difference over all steps. A line gives
 the range of all the run's probes: on a shared machine they can move by 2x within a minute,
-and a row's \"of bw\" is only as steady as its probe.
+and a row's \"of bw\" is only as steady as its probe. Two columns set each run against its own
+moment instead of the fastest: \"med\", the median of every run's GB/s over the probe just before
+it, and \"paired\", the median over the rounds of the sparse run's tokens/s over the dense run
+just before it, as a fraction of the limit.
 The first model is also run with transformers + PyTorch (f32, same thread count) when the Python
 interpreter has torch, transformers and gguf.")]
 pub struct DecodeBenchArgs {
@@ -131,6 +134,8 @@ struct Variant {
     /// use it.
     read_bandwidth_gb_s: f64,
     fraction_of_bandwidth: f64,
+    /// Median over the timed runs of each run's GB/s over the probe just before it.
+    fraction_of_bandwidth_median: f64,
     ceiling_tokens_per_second: f64,
     /// Sparse variants: speedup over the dense variant of the same model and dtype.
     speedup: Option<f64>,
@@ -138,6 +143,11 @@ struct Variant {
     byte_ratio_limit: Option<f64>,
     /// Sparse variants: speedup / limit.
     fraction_of_limit: Option<f64>,
+    /// Sparse variants: median over the rounds of (this run's tokens/s ÷ the dense run just
+    /// before it), each pair timed back to back.
+    paired_speedup_median: Option<f64>,
+    /// Sparse variants: `paired_speedup_median / byte_ratio_limit`.
+    paired_fraction_of_limit: Option<f64>,
     /// Sparse variants: greedy tokens identical to the dense run.
     same_tokens: Option<bool>,
     /// Sparse variants: largest |logit difference| to the dense run over all steps.
@@ -228,8 +238,10 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
             }
             // Per variant: the first timed run (tokens and logits kept), the best tokens/s and
             // the read bandwidth probed just before that best run (the machine's bandwidth
-            // drifts, so each run is set against a probe of the same moment).
+            // drifts, so each run is set against a probe of the same moment); and every run's
+            // (tokens/s, probe), round by round.
             let mut runs: Vec<(Decode, f64, f64)> = Vec::new();
+            let mut each: Vec<Vec<(f64, f64)>> = vec![Vec::new(); variants.len()];
             for (variant, model) in &variants {
                 if !a.json {
                     eprintln!("{label} {variant} {dtype}: {}", storage_summary(model));
@@ -239,13 +251,17 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                 probes.push(bw);
                 let first = decode(model, &prompt, a.new_tokens, true)?;
                 let tps = first.tokens_per_second;
+                each[runs.len()].push((tps, bw));
                 runs.push((first, tps, bw));
             }
             for _ in 1..a.repeat {
-                for ((_, model), run) in variants.iter().zip(runs.iter_mut()) {
+                for (((_, model), run), each) in
+                    variants.iter().zip(runs.iter_mut()).zip(each.iter_mut())
+                {
                     let bw = bandwidth::measure_read_bandwidth();
                     probes.push(bw);
                     let tps = decode(model, &prompt, a.new_tokens, false)?.tokens_per_second;
+                    each.push((tps, bw));
                     if tps > run.1 {
                         (run.1, run.2) = (tps, bw);
                     }
@@ -257,6 +273,10 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
             {
                 let bytes = model.weight_bytes() + kv_bytes;
                 let gbs = best * bytes as f64 / 1e9;
+                let of_bw: Vec<f64> = each[vi]
+                    .iter()
+                    .map(|(tps, bw)| tps * bytes as f64 / 1e9 / bw)
+                    .collect();
                 let mut row = Variant {
                     model: label.clone(),
                     variant: variant.clone(),
@@ -267,10 +287,13 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                     gb_per_second: gbs,
                     read_bandwidth_gb_s: *bw,
                     fraction_of_bandwidth: gbs / bw,
+                    fraction_of_bandwidth_median: median(&of_bw).unwrap_or(f64::NAN),
                     ceiling_tokens_per_second: bw * 1e9 / bytes as f64,
                     speedup: None,
                     byte_ratio_limit: None,
                     fraction_of_limit: None,
+                    paired_speedup_median: None,
+                    paired_fraction_of_limit: None,
                     same_tokens: None,
                     max_logit_diff: None,
                 };
@@ -285,6 +308,9 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                     row.speedup = Some(speedup);
                     row.byte_ratio_limit = Some(limit);
                     row.fraction_of_limit = Some(speedup / limit);
+                    let paired = paired_speedups(&each[0], &each[vi]);
+                    row.paired_speedup_median = median(&paired);
+                    row.paired_fraction_of_limit = row.paired_speedup_median.map(|s| s / limit);
                     row.same_tokens = Some(d.tokens == first.tokens);
                     let diff = d
                         .logits
@@ -363,6 +389,11 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
         "memory bandwidth at the start: read {read_bw:.1} GB/s, copy {copy_bw:.1} GB/s; each row's \"bw\" is the read \
          bandwidth probed just before its fastest run, which \"of bw\" and \"ceiling\" use"
     );
+    println!(
+        "\"med\": the median over the {} runs of each run's GB/s over its own probe; \"paired\": the median \
+         over the rounds of sparse tokens/s over the dense run just before it, as a fraction of the limit",
+        a.repeat
+    );
     if let Some(sp) = &spread {
         println!(
             "read-bandwidth probes of this run: {} from {:.1} to {:.1} GB/s, median {:.1}",
@@ -370,7 +401,7 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
         );
     }
     println!(
-        "  {:<14} {:<22} {:>9} {:>9} {:>7} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>5} {:>9}",
+        "  {:<14} {:<22} {:>9} {:>9} {:>7} {:>6} {:>6} {:>5} {:>8} {:>8} {:>7} {:>7} {:>7} {:>5} {:>9}",
         "model",
         "variant",
         "MB/token",
@@ -378,17 +409,19 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
         "GB/s",
         "bw",
         "of bw",
+        "med",
         "ceiling",
         "speedup",
         "limit",
         "of lim",
+        "paired",
         "same",
         "max|dl|"
     );
     for r in &rows {
         let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("".to_string(), f);
         println!(
-            "  {:<14} {:<22} {:>9.1} {:>9.1} {:>7.1} {:>6.1} {:>5.0}% {:>8.1} {:>8} {:>7} {:>7} {:>5} {:>9}",
+            "  {:<14} {:<22} {:>9.1} {:>9.1} {:>7.1} {:>6.1} {:>5.0}% {:>4.0}% {:>8.1} {:>8} {:>7} {:>7} {:>7} {:>5} {:>9}",
             r.model,
             format!("{} {}", r.variant, r.dtype),
             r.bytes_per_token as f64 / 1e6,
@@ -396,10 +429,12 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
             r.gb_per_second,
             r.read_bandwidth_gb_s,
             100.0 * r.fraction_of_bandwidth,
+            100.0 * r.fraction_of_bandwidth_median,
             r.ceiling_tokens_per_second,
             opt(r.speedup, &|s| format!("{s:.2}x")),
             opt(r.byte_ratio_limit, &|s| format!("{s:.2}x")),
             opt(r.fraction_of_limit, &|s| format!("{:.0}%", 100.0 * s)),
+            opt(r.paired_fraction_of_limit, &|s| format!("{:.0}%", 100.0 * s)),
             r.same_tokens.map_or("", |s| if s { "yes" } else { "NO" }),
             r.max_logit_diff.map_or("".into(), |d| format!("{d:.1e}")),
         );
@@ -419,6 +454,32 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// The median of the values that are not NaN (the mean of the middle two for an even count), or
+/// `None` without any.
+fn median(v: &[f64]) -> Option<f64> {
+    let mut p: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+    if p.is_empty() {
+        return None;
+    }
+    p.sort_by(f64::total_cmp);
+    let n = p.len();
+    Some(if n % 2 == 1 {
+        p[n / 2]
+    } else {
+        (p[n / 2 - 1] + p[n / 2]) / 2.0
+    })
+}
+
+/// Round by round, a sparse run's tokens/s over the dense run timed just before it (the runs
+/// alternate dense, sparse, dense, ...): `(tokens/s, probe)` per run of each.
+fn paired_speedups(dense: &[(f64, f64)], sparse: &[(f64, f64)]) -> Vec<f64> {
+    dense
+        .iter()
+        .zip(sparse)
+        .map(|((d, _), (s, _))| s / d)
+        .collect()
+}
+
 /// The range of the read-bandwidth probes taken during one `bench decode`.
 #[derive(Serialize, Debug, PartialEq)]
 struct ProbeSpread {
@@ -431,22 +492,12 @@ struct ProbeSpread {
 impl ProbeSpread {
     /// `None` without probes; NaN probes (none expected) are left out.
     fn of(probes: &[f64]) -> Option<ProbeSpread> {
-        let mut p: Vec<f64> = probes.iter().copied().filter(|v| !v.is_nan()).collect();
-        if p.is_empty() {
-            return None;
-        }
-        p.sort_by(f64::total_cmp);
-        let n = p.len();
-        let median = if n % 2 == 1 {
-            p[n / 2]
-        } else {
-            (p[n / 2 - 1] + p[n / 2]) / 2.0
-        };
+        let p: Vec<f64> = probes.iter().copied().filter(|v| !v.is_nan()).collect();
         Some(ProbeSpread {
-            count: n,
-            min_gb_s: p[0],
-            median_gb_s: median,
-            max_gb_s: p[n - 1],
+            count: p.len(),
+            min_gb_s: p.iter().copied().fold(f64::INFINITY, f64::min),
+            median_gb_s: median(&p)?,
+            max_gb_s: p.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         })
     }
 }
@@ -471,5 +522,18 @@ mod tests {
         );
         let s = ProbeSpread::of(&[30.0, 50.0, 20.0, 40.0]).expect("spread");
         assert_eq!((s.count, s.median_gb_s), (4, 35.0));
+    }
+
+    #[test]
+    fn paired_speedups_divide_each_sparse_run_by_the_dense_run_of_its_round() {
+        // Round 2 ran at a higher bandwidth for both; the best-of runs (80 and 140) would pair
+        // different rounds.
+        let dense = [(50.0, 30.0), (80.0, 50.0), (55.0, 31.0)];
+        let sparse = [(100.0, 30.0), (140.0, 50.0), (99.0, 31.0)];
+        let p = paired_speedups(&dense, &sparse);
+        assert_eq!(p, vec![2.0, 1.75, 1.8]);
+        assert_eq!(median(&p), Some(1.8));
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[f64::NAN, 3.0, 1.0]), Some(2.0));
     }
 }

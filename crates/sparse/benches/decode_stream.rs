@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::random;
+use common::{nm24, random};
 use std::time::Instant;
 
 use secateurs_sparse::bandwidth::measure_read_bandwidth_with;
@@ -118,17 +118,6 @@ impl Stream {
         }
         self.head.gemv(x, &mut y[..49152]); // (vocab,)
     }
-}
-
-/// A 2:4 matrix: two zeros in every group of four, at positions varying by group.
-fn nm24(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
-    let mut w = random(rows, cols, 0.0, seed);
-    for (i, g) in w.chunks_exact_mut(4).enumerate() {
-        let a = i % 4;
-        g[a] = 0.0;
-        g[(a + 1 + i % 3) % 4] = 0.0;
-    }
-    w
 }
 
 fn sorted(v: &[f64]) -> Vec<f64> {

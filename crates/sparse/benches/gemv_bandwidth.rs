@@ -6,22 +6,12 @@
 
 mod common;
 
-use common::random;
+use common::{nm24, random};
 use std::time::Instant;
 
 use secateurs_sparse::bandwidth::{measure_copy_bandwidth, measure_read_bandwidth};
 use secateurs_sparse::kernels::Isa;
 use secateurs_sparse::{Format, PackedMatrix, ValueDtype};
-
-fn nm24(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
-    let mut w = random(rows, cols, 0.0, seed);
-    for (i, g) in w.chunks_exact_mut(4).enumerate() {
-        let a = i % 4;
-        g[a] = 0.0;
-        g[(a + 1 + i % 3) % 4] = 0.0;
-    }
-    w
-}
 
 /// Best seconds of `f` over at least `min_s` seconds and 5 runs.
 fn time(mut f: impl FnMut(), min_s: f64) -> f64 {

@@ -8,22 +8,12 @@
 
 mod common;
 
-use common::random;
+use common::{nm24, random};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use secateurs_sparse::{Format, PackedMatrix, ValueDtype};
 
 const N: usize = 4096;
 const COLUMNS: usize = 64;
-
-/// A 2:4 matrix: two zeros in every group of four.
-fn nm24(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
-    let mut w = random(rows, cols, 0.0, seed);
-    for (i, g) in w.chunks_exact_mut(4).enumerate() {
-        g[i % 4] = 0.0;
-        g[(i % 4 + 1 + i % 3) % 4] = 0.0;
-    }
-    w
-}
 
 /// The benchmarked matrices: (label, matrix).
 fn matrices() -> Vec<(String, PackedMatrix)> {

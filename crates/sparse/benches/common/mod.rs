@@ -18,3 +18,15 @@ pub fn random(rows: usize, cols: usize, sparsity: f64, seed: u64) -> Vec<f32> {
         })
         .collect()
 }
+
+/// A 2:4 matrix: two zeros in every group of four, at positions that vary from group to group
+/// (the kept entries as [`random`] draws them).
+pub fn nm24(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
+    let mut w = random(rows, cols, 0.0, seed);
+    for (i, g) in w.chunks_exact_mut(4).enumerate() {
+        let a = i % 4;
+        g[a] = 0.0;
+        g[(a + 1 + i % 3) % 4] = 0.0;
+    }
+    w
+}

@@ -236,11 +236,10 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
             } else {
                 variants.push((format!("sparse {}", a.sparse_format), sparse));
             }
-            // Per variant: the first timed run (tokens and logits kept), the best tokens/s and
-            // the read bandwidth probed just before that best run (the machine's bandwidth
-            // drifts, so each run is set against a probe of the same moment); and every run's
-            // (tokens/s, probe), round by round.
-            let mut runs: Vec<(Decode, f64, f64)> = Vec::new();
+            // Per variant: the first timed run (tokens and logits kept), and every run's
+            // tokens/s with the read bandwidth probed just before it, round by round (the
+            // machine's bandwidth drifts, so each run is set against a probe of the same moment).
+            let mut firsts: Vec<Decode> = Vec::new();
             let mut each: Vec<Vec<(f64, f64)>> = vec![Vec::new(); variants.len()];
             for (variant, model) in &variants {
                 if !a.json {
@@ -250,26 +249,32 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                 let bw = bandwidth::measure_read_bandwidth();
                 probes.push(bw);
                 let first = decode(model, &prompt, a.new_tokens, true)?;
-                let tps = first.tokens_per_second;
-                each[runs.len()].push((tps, bw));
-                runs.push((first, tps, bw));
+                each[firsts.len()].push((first.tokens_per_second, bw));
+                firsts.push(first);
             }
             for _ in 1..a.repeat {
-                for (((_, model), run), each) in
-                    variants.iter().zip(runs.iter_mut()).zip(each.iter_mut())
-                {
+                for ((_, model), each) in variants.iter().zip(each.iter_mut()) {
                     let bw = bandwidth::measure_read_bandwidth();
                     probes.push(bw);
                     let tps = decode(model, &prompt, a.new_tokens, false)?.tokens_per_second;
                     each.push((tps, bw));
-                    if tps > run.1 {
-                        (run.1, run.2) = (tps, bw);
-                    }
                 }
             }
             let dense_bytes = variants[0].1.weight_bytes() + kv_bytes;
-            for (vi, ((variant, model), (first, best, bw))) in
-                variants.iter().zip(&runs).enumerate()
+            // The fastest run of each variant (the earliest of equals) and its probe.
+            let bests: Vec<(f64, f64)> = each
+                .iter()
+                .map(|runs| {
+                    runs.iter()
+                        .copied()
+                        .fold(
+                            (f64::NEG_INFINITY, f64::NAN),
+                            |b, r| if r.0 > b.0 { r } else { b },
+                        )
+                })
+                .collect();
+            for (vi, ((variant, model), (first, (best, bw)))) in
+                variants.iter().zip(firsts.iter().zip(&bests)).enumerate()
             {
                 let bytes = model.weight_bytes() + kv_bytes;
                 let gbs = best * bytes as f64 / 1e9;
@@ -302,7 +307,7 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                         ours_first_dense = Some((*best, first.tokens.clone()));
                     }
                 } else {
-                    let (d, dtps) = (&runs[0].0, runs[0].1);
+                    let (d, dtps) = (&firsts[0], bests[0].0);
                     let speedup = best / dtps;
                     let limit = dense_bytes as f64 / bytes as f64;
                     row.speedup = Some(speedup);

@@ -709,9 +709,9 @@ mod x86 {
     /// ~10 ns per row, a third of a 576-column row at 70% sparsity.
     ///
     /// # Safety
-    /// The CPU supports AVX-512F and AVX-512BW; `words[0..n]` and `x[0..64 n]` are readable; the values of the
-    /// words (the sum of their popcounts) and 16 more are readable from `vals` (every chunk loads
-    /// 16 values whole, and its last value can be the row's last).
+    /// The CPU supports AVX-512F and AVX-512BW; `words[0..n]` and `x[0..64 n]` are readable; the
+    /// values of the words (the sum of their popcounts) and 16 more are readable from `vals`
+    /// (every chunk loads 16 values whole, and its last value can be the row's last).
     #[target_feature(enable = "avx512f,avx512bw,popcnt")]
     unsafe fn bitmask_row_f32_avx512(
         words: *const u64,
@@ -790,10 +790,10 @@ mod x86 {
     /// 1.046–1.053 for one row at a time.
     ///
     /// # Safety
-    /// The CPU supports AVX-512F and AVX-512BW; `n >= XREG_WORDS`; `words[0..rows n]`, `x[0..64 n]` are
-    /// readable and `y[0..rows]` writable, `y` overlapping neither; row `i`'s values start at
-    /// `vals` plus the popcounts of rows `0..i`, and from there its values and 16 more are
-    /// readable.
+    /// The CPU supports AVX-512F and AVX-512BW; `n >= XREG_WORDS`; `words[0..rows n]` and
+    /// `x[0..64 n]` are readable and `y[0..rows]` writable, `y` overlapping neither; row `i`'s
+    /// values start at `vals` plus the popcounts of rows `0..i`, and from there its values and
+    /// 16 more are readable.
     #[target_feature(enable = "avx512f,avx512bw,popcnt")]
     unsafe fn bitmask_rows_f32_avx512(
         words: *const u64,

@@ -12,8 +12,9 @@
 //! limit `bench decode` reports, for the weight stream alone: no attention, norms or sampling),
 //! and dense's GB/s as a fraction of each round's probe.
 //!
-//! `DECODE_STREAM=70,50,24` picks the sparse variants (70% and 50% unstructured, each weight
-//! zero with that probability; 2:4), `ROUNDS=10` the rounds.
+//! `DECODE_STREAM=70,50,24` picks the other variants (70% and 50% unstructured, each weight
+//! zero with that probability; 2:4; `bf16`: dense with bf16 values, everything else being f32),
+//! `ROUNDS=10` the rounds. Every variant's GB/s is printed per round beside the round's probe.
 
 mod common;
 
@@ -46,8 +47,13 @@ struct Stream {
 
 impl Stream {
     fn build(name: &str) -> Stream {
+        let dtype = if name == "bf16" {
+            ValueDtype::Bf16
+        } else {
+            ValueDtype::F32
+        };
         let (sparsity, format) = match name {
-            "dense" => (Some(0.0), Some(Format::Dense)),
+            "dense" | "bf16" => (Some(0.0), Some(Format::Dense)),
             "24" => (None, None),
             s => {
                 let pct: f64 = s
@@ -65,7 +71,7 @@ impl Stream {
                         Some(s) => random(rows, cols, s, seed),
                         None => nm24(rows, cols, seed),
                     };
-                    PackedMatrix::encode(&w, rows, cols, format, ValueDtype::F32).expect("encode")
+                    PackedMatrix::encode(&w, rows, cols, format, dtype).expect("encode")
                 })
             })
             .collect();
@@ -74,7 +80,7 @@ impl Stream {
             49152,
             576,
             Some(Format::Dense),
-            ValueDtype::F32,
+            dtype,
         )
         .expect("encode head");
         Stream {
@@ -159,12 +165,26 @@ fn main() {
         "threads {}, {rounds} rounds of {STEPS} steps per variant",
         rayon::current_num_threads()
     );
-    let of_probe: Vec<String> = probes
-        .iter()
-        .zip(&times[0])
-        .map(|(p, t)| format!("{:.0}% of {p:.0}", 100.0 * bytes[0] as f64 / t / 1e9 / p))
-        .collect();
-    println!("dense GB/s per round: {}", of_probe.join(", "));
+    for (i, s) in streams.iter().enumerate() {
+        let per_round: Vec<String> = probes
+            .iter()
+            .zip(&times[i])
+            .map(|(p, t)| {
+                format!(
+                    "{:.1} ({:.0}%)",
+                    bytes[i] as f64 / t / 1e9,
+                    100.0 * bytes[i] as f64 / t / 1e9 / p
+                )
+            })
+            .collect();
+        println!(
+            "{} GB/s per round (of the round's probe): {}",
+            s.name,
+            per_round.join(", ")
+        );
+    }
+    let probe_list: Vec<String> = probes.iter().map(|p| format!("{p:.1}")).collect();
+    println!("probes, GB/s: {}", probe_list.join(", "));
     let dense = sorted(&times[0]);
     let (dense_best, dense_median) = (dense[0], dense[dense.len() / 2]);
     println!(

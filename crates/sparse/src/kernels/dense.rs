@@ -32,6 +32,35 @@ unsafe fn gemv_rows_body<S: Simd, V: Val>(w: &[V::Raw], x: &[f32], y: &mut [f32]
     }
 }
 
+/// Chunks `c / LANES ..+ 4` of a row whose weights start at `p`: chunk `q` into accumulator
+/// `q`, with its part of `x` loaded from `xp`.
+///
+/// # Safety
+/// `p[c..c + 4 LANES]` and `xp[c..c + 4 LANES]` are readable; the CPU supports `S`.
+#[inline(always)]
+unsafe fn four_chunks<S: Simd, V: Val>(
+    p: *const V::Raw,
+    xp: *const f32,
+    c: usize,
+    (a0, a1, a2, a3): (S::F, S::F, S::F, S::F),
+) -> (S::F, S::F, S::F, S::F) {
+    let l = S::LANES;
+    (
+        S::fma(V::load::<S>(p.add(c)), S::load(xp.add(c)), a0),
+        S::fma(V::load::<S>(p.add(c + l)), S::load(xp.add(c + l)), a1),
+        S::fma(
+            V::load::<S>(p.add(c + 2 * l)),
+            S::load(xp.add(c + 2 * l)),
+            a2,
+        ),
+        S::fma(
+            V::load::<S>(p.add(c + 3 * l)),
+            S::load(xp.add(c + 3 * l)),
+            a3,
+        ),
+    )
+}
+
 /// The plain loop of [`gemv_rows_body`]: `x` loaded beside every chunk of weights.
 ///
 /// # Safety
@@ -55,18 +84,7 @@ unsafe fn gemv_rows_plain_body<S: Simd, V: Val>(w: &[V::Raw], x: &[f32], y: &mut
         let (mut a0, mut a1, mut a2, mut a3) = (S::zero(), S::zero(), S::zero(), S::zero());
         let mut c = 0;
         while c < main4 {
-            a0 = S::fma(V::load::<S>(p.add(c)), S::load(xp.add(c)), a0);
-            a1 = S::fma(V::load::<S>(p.add(c + l)), S::load(xp.add(c + l)), a1);
-            a2 = S::fma(
-                V::load::<S>(p.add(c + 2 * l)),
-                S::load(xp.add(c + 2 * l)),
-                a2,
-            );
-            a3 = S::fma(
-                V::load::<S>(p.add(c + 3 * l)),
-                S::load(xp.add(c + 3 * l)),
-                a3,
-            );
+            (a0, a1, a2, a3) = four_chunks::<S, V>(p, xp, c, (a0, a1, a2, a3));
             c += 4 * l;
         }
         while c < cols {
@@ -138,18 +156,7 @@ unsafe fn gemv_rows_xreg<S: Simd, V: Val>(w: &[V::Raw], x: &[f32], y: &mut [f32]
         group!(5);
         let mut c = XREG_CHUNKS * l;
         while c < cols {
-            a0 = S::fma(V::load::<S>(p.add(c)), S::load(xp.add(c)), a0);
-            a1 = S::fma(V::load::<S>(p.add(c + l)), S::load(xp.add(c + l)), a1);
-            a2 = S::fma(
-                V::load::<S>(p.add(c + 2 * l)),
-                S::load(xp.add(c + 2 * l)),
-                a2,
-            );
-            a3 = S::fma(
-                V::load::<S>(p.add(c + 3 * l)),
-                S::load(xp.add(c + 3 * l)),
-                a3,
-            );
+            (a0, a1, a2, a3) = four_chunks::<S, V>(p, xp, c, (a0, a1, a2, a3));
             c += 4 * l;
         }
         *yr += S::hsum(S::add(S::add(a0, a1), S::add(a2, a3)));

@@ -10,11 +10,11 @@
 //! read-bandwidth probe, so they see the same machine. It prints each variant's best and median
 //! step time, its GB/s, its speedup over dense beside the byte-ratio limit (the fraction of the
 //! limit `bench decode` reports, for the weight stream alone: no attention, norms or sampling),
-//! and dense's GB/s as a fraction of each round's probe.
+//! and every variant's GB/s in each round beside that round's probe.
 //!
 //! `DECODE_STREAM=70,50,24` picks the other variants (70% and 50% unstructured, each weight
 //! zero with that probability; 2:4; `bf16`: dense with bf16 values, everything else being f32),
-//! `ROUNDS=10` the rounds. Every variant's GB/s is printed per round beside the round's probe.
+//! `ROUNDS=10` the rounds.
 
 mod common;
 
@@ -47,19 +47,15 @@ struct Stream {
 
 impl Stream {
     fn build(name: &str) -> Stream {
-        let dtype = if name == "bf16" {
-            ValueDtype::Bf16
-        } else {
-            ValueDtype::F32
-        };
-        let (sparsity, format) = match name {
-            "dense" | "bf16" => (Some(0.0), Some(Format::Dense)),
-            "24" => (None, None),
+        let (sparsity, format, dtype) = match name {
+            "dense" => (Some(0.0), Some(Format::Dense), ValueDtype::F32),
+            "bf16" => (Some(0.0), Some(Format::Dense), ValueDtype::Bf16),
+            "24" => (None, None, ValueDtype::F32),
             s => {
-                let pct: f64 = s
-                    .parse()
-                    .unwrap_or_else(|_| panic!("DECODE_STREAM: {s:?} is not 24 or a percentage"));
-                (Some(pct / 100.0), None)
+                let pct: f64 = s.parse().unwrap_or_else(|_| {
+                    panic!("DECODE_STREAM: {s:?} is not bf16, 24 or a percentage")
+                });
+                (Some(pct / 100.0), None, ValueDtype::F32)
             }
         };
         let layers = (0..LAYERS)

@@ -8,6 +8,7 @@
 //! - [`compressed`] reads and writes the sparse compressed checkpoint (`secateurs compress`).
 
 pub mod arch;
+pub mod attention;
 pub mod compressed;
 pub mod config;
 pub mod error;

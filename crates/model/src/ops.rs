@@ -167,25 +167,6 @@ pub fn gemm_into(
     }
 }
 
-/// Asks the CPU to bring `data` into its L2 cache ahead of use (a hint: no effect on results,
-/// none at all off x86-64). A decode step reads each layer's KV cache once per token, long
-/// after the weights streamed through since have evicted it; prefetched while the layer's q, k
-/// and v projections run, it is in cache when the attention reads it.
-pub fn prefetch(data: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in data.chunks(16) {
-        // SAFETY: `prefetcht1` (SSE, part of x86-64) only hints the cache; it never faults or
-        // changes memory, and the address is inside `data`.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
-                line.as_ptr().cast(),
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = data;
-}
-
 /// Threads one matrix product may use: the whole pool when called from outside it, one when
 /// already running on a pool worker (the caller parallelizes at a coarser grain, e.g. over
 /// heads or over perplexity windows, which scales better than splitting each product).

@@ -11,20 +11,24 @@ use crate::arch::{
     check_parts, Architecture, DecoderLayer, LayerKvCache, LinearKind, LinearObserver, NamedTensor,
     NoObserver, Role, SeqPart,
 };
+use crate::attention;
 use crate::config::{ArchKind, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::linear::Linear;
-use crate::ops::{gemm_into, prefetch, rms_norm, softmax_prefix, swiglu_inplace, Matrix, View};
+use crate::ops::{gemm_into, rms_norm, softmax_prefix, swiglu_inplace, Matrix, View};
 use crate::rope::Rope;
 use crate::weights::WeightSource;
 
 /// Query rows processed together in causal attention: a block only reads keys up to its last
 /// row, so prefill skips most of the masked upper triangle.
 const QUERY_BLOCK: usize = 128;
-/// A decode step prefetches a layer's cached keys and values (see [`prefetch`]) up to this many
-/// floats each (256 KiB: with the projections' weights streaming through, more would not stay
-/// in a 1–2 MiB L2).
-const KV_PREFETCH_MAX: usize = 64 * 1024;
+/// Attention of at most this many query rows runs one row at a time
+/// ([`LlamaLayer::attention_rows`]) instead of through GEMM.
+const SINGLE_QUERY_MAX_ROWS: usize = 4;
+/// Below this many multiply-adds per pass (rows × keys × heads × head_dim), the one-row-at-a-time
+/// attention runs on one thread: the default model's heads over ~1800 keys take ~100 µs, more
+/// than a fork/join costs.
+const SINGLE_QUERY_PAR_MIN: usize = 1 << 20;
 
 /// Keys or values for attention: `Rows` `(positions, kv_heads*hd)` as the projection gives them,
 /// or `PerHead` as a [`LayerKvCache`] keeps them (`[kv head] (positions, hd)`).
@@ -160,15 +164,6 @@ impl LlamaLayer {
         let (nh, nkv, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
         let (q_w, kv_w) = (nh * hd, nkv * hd);
         // Attention block.
-        match &*parts {
-            [SeqPart { cache: Some(c), .. }] if c.len * kv_w <= KV_PREFETCH_MAX => {
-                // Decoding: the keys and values the attention reads after the projections.
-                for h in c.k.iter().chain(&c.v) {
-                    prefetch(h);
-                }
-            }
-            _ => {}
-        }
         let h = rms_norm(x, &self.input_norm, self.cfg.rms_norm_eps); // (rows, hidden)
 
         // q, k and v read the same input.
@@ -265,6 +260,9 @@ impl LlamaLayer {
         let total = start + seq;
         let scale = 1.0 / (hd as f32).sqrt();
         let q_w = nh * hd;
+        if seq <= SINGLE_QUERY_MAX_ROWS {
+            return self.attention_rows(q, seq, k, v, start);
+        }
         // One (seq, hd) output per head, computed in parallel, then interleaved.
         let per_head: Vec<Vec<f32>> = (0..nh)
             .into_par_iter()
@@ -327,6 +325,40 @@ impl LlamaLayer {
                 merged.data[r * q_w + h * hd..r * q_w + (h + 1) * hd]
                     .copy_from_slice(&o[r * hd..(r + 1) * hd]);
             }
+        }
+        merged
+    }
+}
+
+impl LlamaLayer {
+    /// [`LlamaLayer::attention`] one query row at a time ([`attention::group_query`] for the
+    /// query heads of each kv head): the decode step's shape, a few rows over a cache of keys.
+    /// The kv heads run on this thread unless the keys are many.
+    fn attention_rows(&self, q: &[f32], seq: usize, k: Kv<'_>, v: Kv<'_>, start: usize) -> Matrix {
+        let (nh, nkv, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
+        let group_w = nh / nkv * hd; // the query heads of one kv head, side by side
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut merged = Matrix::zeros(seq, nh * hd); // (seq, heads*hd)
+                                                      // Row r's query heads of kv head g: (group, hd) into the same columns of merged.
+        let group = |i: usize, scores: &mut Vec<f32>, out: &mut [f32]| {
+            let (r, g) = (i / nkv, i % nkv);
+            let ((kh, ks), (vh, vs)) = (k.head(g, nkv, hd), v.head(g, nkv, hd));
+            let rows = |data, stride| attention::KvRows { data, stride };
+            let qg = &q[i * group_w..(i + 1) * group_w];
+            let keys = start + r + 1;
+            attention::group_query(qg, hd, rows(kh, ks), rows(vh, vs), keys, scale, scores, out);
+        };
+        if seq * (start + seq) * nh * hd < SINGLE_QUERY_PAR_MIN {
+            let parts: Vec<&mut [f32]> = merged.data.chunks_exact_mut(group_w).collect();
+            secateurs_sparse::kernels::team::for_each_part(parts, |i, out| {
+                group(i, &mut Vec::new(), out)
+            });
+        } else {
+            merged
+                .data
+                .par_chunks_exact_mut(group_w)
+                .enumerate()
+                .for_each_init(Vec::new, |scores, (i, out)| group(i, scores, out));
         }
         merged
     }

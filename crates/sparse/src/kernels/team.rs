@@ -136,6 +136,26 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// Runs `f(i, &mut parts[i])` for every part: spread over the team this thread leads (inside
+/// [`run`]'s closure), else one part after the other on this thread. For small work of a decode
+/// step other than products (the attention heads): the team's helpers are spinning anyway.
+///
+/// # Panics
+/// Re-raises a panic of `f`, after every part has finished.
+pub fn for_each_part<T: Send>(parts: Vec<T>, f: impl Fn(usize, &mut T) + Sync) {
+    let mut parts = Some(parts);
+    with_current(|t| {
+        if let Some(t) = t {
+            if let Some(p) = parts.take() {
+                t.for_each_part(p, &f);
+            }
+        }
+    });
+    for (i, mut p) in parts.into_iter().flatten().enumerate() {
+        f(i, &mut p);
+    }
+}
+
 /// Calls `g` with the team this thread leads (inside [`run`]'s closure), or with `None`.
 pub(crate) fn with_current<T>(g: impl FnOnce(Option<&Team>) -> T) -> T {
     let t = LEADING.with(Cell::get);
@@ -296,6 +316,22 @@ mod tests {
         assert_eq!(nested, 64);
         // One worker: no team.
         assert!(!pool(1).install(|| run(|| with_current(|t| t.is_some()))));
+    }
+
+    #[test]
+    fn for_each_part_runs_every_part_once_with_or_without_a_team() {
+        let p = pool(2);
+        for teamed in [false, true] {
+            let mut out = vec![0usize; 9];
+            let parts: Vec<&mut usize> = out.iter_mut().collect();
+            let body = |parts| for_each_part(parts, |i, o: &mut &mut usize| **o += i + 1);
+            if teamed {
+                p.install(|| run(|| body(parts)));
+            } else {
+                body(parts);
+            }
+            assert_eq!(out, (1..=9).collect::<Vec<_>>(), "team: {teamed}");
+        }
     }
 
     #[test]

@@ -133,26 +133,42 @@ macro_rules! by_shape {
 }
 
 impl Simd {
-    /// The widest passes this CPU has for head dimension `hd`.
+    /// The widest passes this CPU has for head dimension `hd` (called once per kv head and
+    /// decode step: no allocation, and std caches the feature tests).
     fn detect(hd: usize) -> Simd {
-        Self::available(hd).pop().unwrap_or(Simd::Scalar)
+        #[cfg(target_arch = "x86_64")]
+        if hd == 64 || hd == 128 {
+            let wide = hd == 128;
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Simd::Avx512(wide);
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Simd::Avx2(wide);
+            }
+        }
+        let _ = hd;
+        Simd::Scalar
     }
 
-    /// Every kind of passes this CPU can run for head dimension `hd`, narrowest first.
+    /// Every kind of passes this CPU can run for head dimension `hd`, narrowest first (the
+    /// tests run each).
+    #[cfg(test)]
     fn available(hd: usize) -> Vec<Simd> {
         #[allow(unused_mut)]
         let mut out = vec![Simd::Scalar];
         #[cfg(target_arch = "x86_64")]
-        if hd == 64 || hd == 128 {
-            let wide = hd == 128;
+        if let Simd::Avx512(wide) = Simd::detect(hd) {
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 out.push(Simd::Avx2(wide));
             }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                out.push(Simd::Avx512(wide));
-            }
+        }
+        let best = Simd::detect(hd);
+        if best != Simd::Scalar {
+            out.push(best);
         }
         out
     }

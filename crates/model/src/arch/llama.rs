@@ -328,9 +328,7 @@ impl LlamaLayer {
         }
         merged
     }
-}
 
-impl LlamaLayer {
     /// [`LlamaLayer::attention`] one query row at a time ([`attention::group_query`] for the
     /// query heads of each kv head): the decode step's shape, a few rows over a cache of keys.
     /// The kv heads run on this thread unless the keys are many.
@@ -338,8 +336,10 @@ impl LlamaLayer {
         let (nh, nkv, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
         let group_w = nh / nkv * hd; // the query heads of one kv head, side by side
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut merged = Matrix::zeros(seq, nh * hd); // (seq, heads*hd)
-                                                      // Row r's query heads of kv head g: (group, hd) into the same columns of merged.
+        // (seq, heads*hd)
+        let mut merged = Matrix::zeros(seq, nh * hd);
+        // Row r's query heads of kv head g, block i = r * nkv + g: (group, hd) into the same
+        // columns of merged.
         let group = |i: usize, scores: &mut Vec<f32>, out: &mut [f32]| {
             let (r, g) = (i / nkv, i % nkv);
             let ((kh, ks), (vh, vs)) = (k.head(g, nkv, hd), v.head(g, nkv, hd));

@@ -143,15 +143,14 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// # Panics
 /// Re-raises a panic of `f`, after every part has finished.
 pub fn for_each_part<T: Send>(parts: Vec<T>, f: impl Fn(usize, &mut T) + Sync) {
-    let mut parts = Some(parts);
-    with_current(|t| {
-        if let Some(t) = t {
-            if let Some(p) = parts.take() {
-                t.for_each_part(p, &f);
-            }
+    let untaken = with_current(|t| match t {
+        Some(t) => {
+            t.for_each_part(parts, &f);
+            Vec::new()
         }
+        None => parts,
     });
-    for (i, mut p) in parts.into_iter().flatten().enumerate() {
+    for (i, mut p) in untaken.into_iter().enumerate() {
         f(i, &mut p);
     }
 }

@@ -10,9 +10,8 @@
 //! go together through three passes over its cached rows, each key and value row loaded once
 //! for all of them:
 //! 1. the dot products `q_h · k_j × scale` into one row of scores per head;
-//! 2. each row's softmax, its `exp` a vector polynomial (Cephes' `expf`: `2^n · e^r` with
-//!    `|r| ≤ ln2/2`, a degree-7 polynomial; within 2 ulp of `exp` for the arguments softmax
-//!    gives it, all `≤ 0`);
+//! 2. each row's softmax, its `exp` the vector polynomial of [`crate::vexp`] (Cephes' `expf`,
+//!    within 2 ulp of `exp`);
 //! 3. the probability-weighted sum of the value rows, each head's output held in registers.
 //!
 //! The passes are written for AVX-512 and for AVX2 + FMA at head dimensions 64 and 128, picked
@@ -244,24 +243,8 @@ impl Simd {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::KvRows;
+    use crate::vexp::x86::{exp_avx2, exp_avx512};
     use std::arch::x86_64::*;
-
-    /// `ln 2` split in two (Cody–Waite): `C1` has few mantissa bits, so `n · C1` is exact.
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    /// Cephes `expf`'s polynomial: `e^r ≈ 1 + r + r² · P(r)` on `|r| ≤ ln2/2`.
-    const EXP_P: [f32; 6] = [
-        1.987_569_1e-4,
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ];
-    /// Below this `e^x` is 0 here (`2^n` would not be a normal float; `exp` gives denormals
-    /// down to -103.9, which no softmax weight can tell from 0).
-    const EXP_MIN: f32 = -87.336_55;
-    const EXP_MAX: f32 = 88.376_26;
 
     /// # Safety
     /// AVX-512F, `q.len() == G * 16N`, `s.len() == G * keys`.
@@ -331,37 +314,6 @@ mod x86 {
                 unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(h * hd + 16 * c), *a) };
             }
         }
-    }
-
-    /// `e^x` on 16 lanes of finite `x` (see the module doc): 0 below `EXP_MIN`, `x` clamped
-    /// to `EXP_MAX` above.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn exp_avx512(x0: __m512) -> __m512 {
-        let x = _mm512_min_ps(
-            _mm512_max_ps(x0, _mm512_set1_ps(EXP_MIN)),
-            _mm512_set1_ps(EXP_MAX),
-        );
-        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-        );
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-        let mut y = _mm512_set1_ps(EXP_P[0]);
-        for &c in &EXP_P[1..] {
-            y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(c));
-        }
-        let y = _mm512_fmadd_ps(
-            y,
-            _mm512_mul_ps(r, r),
-            _mm512_add_ps(r, _mm512_set1_ps(1.0)),
-        );
-        let bits = _mm512_slli_epi32::<23>(_mm512_add_epi32(
-            _mm512_cvtps_epi32(n),
-            _mm512_set1_epi32(127),
-        ));
-        let keep = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x0, _mm512_set1_ps(EXP_MIN));
-        _mm512_maskz_mov_ps(keep, _mm512_mul_ps(y, _mm512_castsi512_ps(bits)))
     }
 
     /// # Safety
@@ -486,36 +438,6 @@ mod x86 {
         }
     }
 
-    /// `e^x` on 8 lanes (as [`exp_avx512`]).
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn exp_avx2(x0: __m256) -> __m256 {
-        let x = _mm256_min_ps(
-            _mm256_max_ps(x0, _mm256_set1_ps(EXP_MIN)),
-            _mm256_set1_ps(EXP_MAX),
-        );
-        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
-        );
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-        let mut y = _mm256_set1_ps(EXP_P[0]);
-        for &c in &EXP_P[1..] {
-            y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
-        }
-        let y = _mm256_fmadd_ps(
-            y,
-            _mm256_mul_ps(r, r),
-            _mm256_add_ps(r, _mm256_set1_ps(1.0)),
-        );
-        let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-            _mm256_cvtps_epi32(n),
-            _mm256_set1_epi32(127),
-        ));
-        let keep = _mm256_cmp_ps::<_CMP_GE_OQ>(x0, _mm256_set1_ps(EXP_MIN));
-        _mm256_and_ps(keep, _mm256_mul_ps(y, _mm256_castsi256_ps(bits)))
-    }
-
     /// # Safety
     /// AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
@@ -562,56 +484,6 @@ mod x86 {
         }
         for (r, e) in rest.iter_mut().zip(&pad) {
             *r = e * inv;
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        /// Relative error of the vector `exp` against f64 over softmax's arguments.
-        #[test]
-        fn vector_exp_is_within_two_ulp_of_exp_on_softmax_arguments() {
-            let xs: Vec<f32> = (0..=200_000)
-                .map(|i| -87.0 * i as f32 / 200_000.0)
-                .chain([0.0, -1e-30, -0.5 * std::f32::consts::LN_2, -87.3])
-                .collect();
-            let mut worst = 0.0f64;
-            for chunk in xs.chunks(16) {
-                let mut lanes = [0.0f32; 16];
-                lanes[..chunk.len()].copy_from_slice(chunk);
-                let mut got = Vec::new();
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    let mut o = [0.0f32; 16];
-                    // SAFETY: the CPU has AVX-512F; `o` and `lanes` hold 16 floats.
-                    unsafe {
-                        let e = exp_avx512(_mm512_loadu_ps(lanes.as_ptr()));
-                        _mm512_storeu_ps(o.as_mut_ptr(), e);
-                    }
-                    got.push(o);
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    let mut o = [0.0f32; 16];
-                    // SAFETY: the CPU has AVX2 and FMA; 8 floats at each offset.
-                    unsafe {
-                        for half in 0..2 {
-                            let e = exp_avx2(_mm256_loadu_ps(lanes.as_ptr().add(8 * half)));
-                            _mm256_storeu_ps(o.as_mut_ptr().add(8 * half), e);
-                        }
-                    }
-                    got.push(o);
-                }
-                for o in &got {
-                    for (x, e) in chunk.iter().zip(o) {
-                        let want = (*x as f64).exp();
-                        let ulp = f64::from(f32::EPSILON) * want;
-                        worst = worst.max((*e as f64 - want).abs() / ulp);
-                    }
-                }
-            }
-            assert!(worst <= 2.0, "worst error {worst} ulp");
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod ops;
 pub mod rope;
 pub mod safetensors;
 pub mod tokenizer;
+pub mod vexp;
 pub mod weights;
 
 pub use error::{ModelError, Result};

@@ -201,11 +201,7 @@ pub fn rms_norm(x: &Matrix, weight: &[f32], eps: f32) -> Matrix {
 pub fn swiglu_inplace(gate: &mut [f32], up: &[f32]) {
     gate.par_chunks_mut(4096)
         .zip(up.par_chunks(4096))
-        .for_each(|(g, u)| {
-            for (g, u) in g.iter_mut().zip(u) {
-                *g = *g / (1.0 + (-*g).exp()) * u;
-            }
-        });
+        .for_each(|(g, u)| crate::vexp::silu_mul(g, u));
 }
 
 /// In-place softmax of a row; entries at or past `valid` are set to 0 (masked).

@@ -231,6 +231,26 @@ proptest! {
         check_matrix(&m, &w, batch, seed)?;
     }
 
+    /// CSR with u32 column indices (as matrices wider than 65536 columns store them) goes
+    /// through the same products as with u16: every ISA level against the f64 definition,
+    /// rows long enough for the vector loop (`2 LANES` entries per step) and for its tail.
+    #[test]
+    fn csr_with_u32_indices_gives_the_products(
+        rows in 1usize..24,
+        cols in 1usize..300,
+        sparsity in 0.0f64..0.9,
+        dtype in 0usize..3,
+        batch in 1usize..8,
+        seed in any::<u64>(),
+    ) {
+        let w = random_dense(rows, cols, sparsity, seed);
+        let c = Csr::from_dense(&w, rows, cols, dtype_of(dtype)).unwrap();
+        let idx: Vec<u32> = (0..c.nnz()).map(|i| c.col_idx().get(i) as u32).collect();
+        let wide = Csr::from_parts(rows, cols, c.row_ptr().to_vec(), Indices::U32(idx), c.values().clone()).unwrap();
+        prop_assert!(matches!(wide.col_idx(), Indices::U32(_)));
+        check_matrix(&PackedMatrix::Csr(wide), &w, batch, seed)?;
+    }
+
     /// Bitmask and N:M GEMV give the dense GEMV's result bit for bit (same row grouping, same
     /// accumulator per column chunk, same summation order), at every ISA level and value type,
     /// for short rows (one at a time) and long rows (four at a time) with ragged ends.

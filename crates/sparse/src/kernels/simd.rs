@@ -197,6 +197,13 @@ pub(crate) trait Simd: Copy {
         false
     }
 
+    /// Lane `j` gets `x[idx[j]]` for the `LANES` u16 indices from `idx`: scalar loads put
+    /// together in registers, the indices read four at a time as one u64 (see [`super::csr`]
+    /// for why not `vgatherdps`).
+    unsafe fn gather_u16(x: *const f32, idx: *const u16) -> Self::F;
+    /// As [`Simd::gather_u16`], for u32 indices.
+    unsafe fn gather_u32(x: *const f32, idx: *const u32) -> Self::F;
+
     /// 2:4 selection: lane `j` gets `x[4 (j / 2) + pos_j]`, where `pos_j` is bits `2j..2j + 2`
     /// of `pos` (the packed positions of `LANES` kept values covering `2 LANES` columns).
     /// Reads `x[0..2 LANES]`.
@@ -286,6 +293,11 @@ impl Val for F16 {
 pub(crate) trait Idx: 'static {
     type Raw: Copy + Send + Sync + 'static;
     fn get(r: Self::Raw) -> usize;
+    /// `x` at the `S::LANES` indices from `p` ([`Simd::gather_u16`] / [`Simd::gather_u32`]).
+    ///
+    /// # Safety
+    /// `p[0..S::LANES]` is readable and every index there is inside `x`; the CPU supports `S`.
+    unsafe fn gather<S: Simd>(x: *const f32, p: *const Self::Raw) -> S::F;
 }
 
 /// u16 indices.
@@ -299,6 +311,10 @@ impl Idx for U16 {
     fn get(r: u16) -> usize {
         usize::from(r)
     }
+    #[inline(always)]
+    unsafe fn gather<S: Simd>(x: *const f32, p: *const u16) -> S::F {
+        S::gather_u16(x, p)
+    }
 }
 
 impl Idx for U32 {
@@ -306,6 +322,10 @@ impl Idx for U32 {
     #[inline(always)]
     fn get(r: u32) -> usize {
         r as usize
+    }
+    #[inline(always)]
+    unsafe fn gather<S: Simd>(x: *const f32, p: *const u32) -> S::F {
+        S::gather_u32(x, p)
     }
 }
 
@@ -404,6 +424,14 @@ impl Simd for Scalar {
         scalar_expand(bits, p, F16::widen)
     }
     #[inline(always)]
+    unsafe fn gather_u16(x: *const f32, idx: *const u16) -> Self::F {
+        std::array::from_fn(|j| *x.add(usize::from(*idx.add(j))))
+    }
+    #[inline(always)]
+    unsafe fn gather_u32(x: *const f32, idx: *const u32) -> Self::F {
+        std::array::from_fn(|j| *x.add(*idx.add(j) as usize))
+    }
+    #[inline(always)]
     unsafe fn select24(x: *const f32, pos: u32) -> Self::F {
         std::array::from_fn(|j| *x.add(4 * (j / 2) + ((pos >> (2 * j)) & 3) as usize))
     }
@@ -473,6 +501,21 @@ mod x86 {
         let mut b = [0u16; 8];
         std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), n.min(8));
         _mm_loadu_si128(b.as_ptr().cast())
+    }
+
+    /// `x[idx[0..4]]` for four u16 indices, read as one u64.
+    #[inline(always)]
+    unsafe fn gather4_u16(x: *const f32, idx: *const u16) -> __m128 {
+        let w = idx.cast::<u64>().read_unaligned();
+        let g = |s: u32| *x.add(((w >> s) & 0xffff) as usize);
+        _mm_set_ps(g(48), g(32), g(16), g(0))
+    }
+
+    /// `x[idx[0..4]]` for four u32 indices.
+    #[inline(always)]
+    unsafe fn gather4_u32(x: *const f32, idx: *const u32) -> __m128 {
+        let g = |j: usize| *x.add(*idx.add(j) as usize);
+        _mm_set_ps(g(3), g(2), g(1), g(0))
     }
 
     #[inline(always)]
@@ -570,6 +613,14 @@ mod x86 {
             expand8(bits, _mm256_cvtph_ps(r))
         }
         #[inline(always)]
+        unsafe fn gather_u16(x: *const f32, idx: *const u16) -> __m256 {
+            _mm256_set_m128(gather4_u16(x, idx.add(4)), gather4_u16(x, idx))
+        }
+        #[inline(always)]
+        unsafe fn gather_u32(x: *const f32, idx: *const u32) -> __m256 {
+            _mm256_set_m128(gather4_u32(x, idx.add(4)), gather4_u32(x, idx))
+        }
+        #[inline(always)]
         unsafe fn select24(x: *const f32, pos: u32) -> __m256 {
             let p = _mm256_and_si256(
                 _mm256_srlv_epi32(
@@ -597,6 +648,13 @@ mod x86 {
         } else {
             ((1u32 << n) - 1) as __mmask16
         }
+    }
+
+    /// `lo` in lanes 0..8, `hi` in 8..16 (AVX-512F only: `vinsertf32x8` would need DQ).
+    #[inline(always)]
+    unsafe fn join8(lo: __m256, hi: __m256) -> __m512 {
+        let lo = _mm512_castpd256_pd512(_mm256_castps_pd(lo));
+        _mm512_castpd_ps(_mm512_insertf64x4::<1>(lo, _mm256_castps_pd(hi)))
     }
 
     #[inline(always)]
@@ -1042,6 +1100,14 @@ mod x86 {
             }
             bitmask_rows_f32_avx512(words, n, vals, x, y, rows);
             true
+        }
+        #[inline(always)]
+        unsafe fn gather_u16(x: *const f32, idx: *const u16) -> __m512 {
+            join8(Avx2::gather_u16(x, idx), Avx2::gather_u16(x, idx.add(8)))
+        }
+        #[inline(always)]
+        unsafe fn gather_u32(x: *const f32, idx: *const u32) -> __m512 {
+            join8(Avx2::gather_u32(x, idx), Avx2::gather_u32(x, idx.add(8)))
         }
         #[inline(always)]
         unsafe fn select24(x: *const f32, pos: u32) -> __m512 {

@@ -350,8 +350,16 @@ impl LlamaLayer {
         };
         if seq * (start + seq) * nh * hd < SINGLE_QUERY_PAR_MIN {
             let parts: Vec<&mut [f32]> = merged.data.chunks_exact_mut(group_w).collect();
+            thread_local! {
+                /// Scores scratch of the team's threads, kept from one decode step to the next.
+                static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
             secateurs_sparse::kernels::team::for_each_part(parts, |i, out| {
-                group(i, &mut Vec::new(), out)
+                SCORES.with(|s| match s.try_borrow_mut() {
+                    Ok(mut s) => group(i, &mut s, out),
+                    // Only reentrance could hold it (a part run inside another part).
+                    Err(_) => group(i, &mut Vec::new(), out),
+                })
             });
         } else {
             merged

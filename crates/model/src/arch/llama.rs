@@ -3,6 +3,7 @@
 //! biases (Qwen2 puts a bias on q/k/v). Numerics follow transformers' `modeling_llama.py` in f32.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -352,7 +353,7 @@ impl LlamaLayer {
             let parts: Vec<&mut [f32]> = merged.data.chunks_exact_mut(group_w).collect();
             thread_local! {
                 /// Scores scratch of the team's threads, kept from one decode step to the next.
-                static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+                static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
             }
             secateurs_sparse::kernels::team::for_each_part(parts, |i, out| {
                 SCORES.with(|s| match s.try_borrow_mut() {

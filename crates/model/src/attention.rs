@@ -14,10 +14,10 @@
 //!    within 2 ulp of `exp`);
 //! 3. the probability-weighted sum of the value rows, each head's output held in registers.
 //!
-//! The passes are written for AVX-512 and for AVX2 + FMA at head dimensions 64 and 128, picked
-//! at run time; other CPUs and head dimensions take a scalar loop. The sums run in another order
-//! than GEMM's, so decode scores can differ from prefill's in the last bits (tests hold the
-//! outputs within 1e-5 of an f64 reference).
+//! The passes are written once over the crate's SIMD lanes (`lanes.rs`) and compiled for AVX-512
+//! and for AVX2 + FMA at head dimensions 64 and 128, picked at run time; other CPUs and head
+//! dimensions take a scalar loop. The sums run in another order than GEMM's, so decode scores can
+//! differ from prefill's in the last bits (tests hold the outputs within 1e-5 of an f64 reference).
 
 use crate::ops::softmax_prefix;
 
@@ -236,256 +236,191 @@ impl Simd {
     }
 }
 
-/// The vector passes. `N` registers hold one row of the head dimension and `G` heads go
-/// together. Each function's caller proves that the CPU has the enabled features; the
-/// functions assert the lengths their loads and stores rely on, and every pointer they read or
-/// write is `slice.as_ptr().add(i)` for a slice checked to hold `i + lanes` floats.
+/// The vector passes, written once over [`Lanes`](crate::lanes::Lanes) and compiled per level. `N`
+/// registers hold one row of the head dimension and `G` heads go together. Each entry point's
+/// caller proves that the CPU has the enabled features; the passes assert the lengths their loads
+/// and stores rely on, and every pointer they read or write is `slice.as_ptr().add(i)` for a slice
+/// checked to hold `i + lanes` floats.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::KvRows;
-    use crate::vexp::x86::{exp_avx2, exp_avx512};
-    use std::arch::x86_64::*;
+    use crate::lanes::{Avx2, Avx512, Lanes};
+    use crate::vexp::x86::exp;
 
+    /// `s[h * keys + j] = (q_h · k_j) × scale`.
+    ///
     /// # Safety
-    /// AVX-512F, `q.len() == G * 16N`, `s.len() == G * keys`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn scores_avx512<const N: usize, const G: usize>(
+    /// As [`Lanes`]' methods; `q.len() == G * N * L::N`, `s.len() == G * keys`.
+    #[inline(always)]
+    unsafe fn scores<L: Lanes, const N: usize, const G: usize>(
         q: &[f32],
         k: KvRows<'_>,
         scale: f32,
         s: &mut [f32],
         keys: usize,
     ) {
-        let hd = 16 * N;
+        let hd = L::N * N;
         assert!(q.len() == G * hd && s.len() == G * keys);
-        let mut qr = [[_mm512_setzero_ps(); N]; G];
+        let mut qr = [[L::zero(); N]; G];
         for (h, regs) in qr.iter_mut().enumerate() {
             for (c, r) in regs.iter_mut().enumerate() {
-                // SAFETY: h * hd + 16c + 16 <= G * hd = q.len().
-                *r = unsafe { _mm512_loadu_ps(q.as_ptr().add(h * hd + 16 * c)) };
+                // SAFETY: h * hd + (c + 1) * L::N <= G * hd = q.len().
+                *r = unsafe { L::load(q.as_ptr().add(h * hd + L::N * c)) };
             }
         }
         for j in 0..keys {
             let row = k.row(j, hd);
-            let mut kr = [_mm512_setzero_ps(); N];
+            let mut kr = [L::zero(); N];
             for (c, r) in kr.iter_mut().enumerate() {
-                // SAFETY: 16c + 16 <= hd = row.len().
-                *r = unsafe { _mm512_loadu_ps(row.as_ptr().add(16 * c)) };
+                // SAFETY: (c + 1) * L::N <= hd = row.len().
+                *r = unsafe { L::load(row.as_ptr().add(L::N * c)) };
             }
             for (h, regs) in qr.iter().enumerate() {
-                let mut acc = _mm512_mul_ps(regs[0], kr[0]);
+                let mut acc = L::mul(regs[0], kr[0]);
                 for c in 1..N {
-                    acc = _mm512_fmadd_ps(regs[c], kr[c], acc);
+                    acc = L::fma(regs[c], kr[c], acc);
                 }
-                s[h * keys + j] = _mm512_reduce_add_ps(acc) * scale;
+                s[h * keys + j] = L::hsum(acc) * scale;
             }
         }
     }
 
+    /// `out_h = Σ_j p[h * keys + j] · v_j`.
+    ///
     /// # Safety
-    /// AVX-512F, `out.len() == G * 16N`, `p.len() == G * keys`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn weighted_sum_avx512<const N: usize, const G: usize>(
+    /// As [`Lanes`]' methods; `out.len() == G * N * L::N`, `p.len() == G * keys`.
+    #[inline(always)]
+    unsafe fn weighted_sum<L: Lanes, const N: usize, const G: usize>(
         p: &[f32],
         keys: usize,
         v: KvRows<'_>,
         out: &mut [f32],
     ) {
-        let hd = 16 * N;
+        let hd = L::N * N;
         assert!(out.len() == G * hd && p.len() == G * keys);
-        let mut acc = [[_mm512_setzero_ps(); N]; G];
+        let mut acc = [[L::zero(); N]; G];
         for j in 0..keys {
             let row = v.row(j, hd);
-            let mut vr = [_mm512_setzero_ps(); N];
+            let mut vr = [L::zero(); N];
             for (c, r) in vr.iter_mut().enumerate() {
-                // SAFETY: 16c + 16 <= hd = row.len().
-                *r = unsafe { _mm512_loadu_ps(row.as_ptr().add(16 * c)) };
+                // SAFETY: (c + 1) * L::N <= hd = row.len().
+                *r = unsafe { L::load(row.as_ptr().add(L::N * c)) };
             }
             for (h, regs) in acc.iter_mut().enumerate() {
-                let ph = _mm512_set1_ps(p[h * keys + j]);
+                let ph = L::splat(p[h * keys + j]);
                 for (a, x) in regs.iter_mut().zip(&vr) {
-                    *a = _mm512_fmadd_ps(ph, *x, *a);
+                    *a = L::fma(ph, *x, *a);
                 }
             }
         }
         for (h, regs) in acc.iter().enumerate() {
             for (c, a) in regs.iter().enumerate() {
-                // SAFETY: h * hd + 16c + 16 <= G * hd = out.len().
-                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(h * hd + 16 * c), *a) };
+                // SAFETY: h * hd + (c + 1) * L::N <= G * hd = out.len().
+                unsafe { L::store(out.as_mut_ptr().add(h * hd + L::N * c), *a) };
             }
         }
     }
 
+    /// In-place softmax of a row of scores; the last `len % N` go through a copy padded with
+    /// `-∞` (which changes neither the maximum nor, as `e^-∞ = 0`, the sum).
+    ///
     /// # Safety
-    /// AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn softmax_avx512(row: &mut [f32]) {
-        let full = row.len() / 16 * 16;
-        let tail: __mmask16 = ((1u32 << (row.len() - full)) - 1) as __mmask16;
-        let ptr = row.as_mut_ptr();
-        // SAFETY (every load and store below): lanes i..i + 16 with i + 16 <= full, or the
-        // `tail` lanes full..row.len(); masked-off lanes are neither read nor written.
-        let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
-        let mut nan: __mmask16 = 0;
-        for i in (0..full).step_by(16) {
-            let x = unsafe { _mm512_loadu_ps(ptr.add(i)) };
-            nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
-            m = _mm512_max_ps(m, x);
+    /// As [`Lanes`]' methods.
+    #[inline(always)]
+    unsafe fn softmax<L: Lanes>(row: &mut [f32]) {
+        let full = row.len() / L::N * L::N;
+        let (body, rest) = row.split_at_mut(full);
+        let mut pad = [f32::NEG_INFINITY; 16]; // N <= 16
+        pad[..rest.len()].copy_from_slice(rest);
+        let ptr = body.as_mut_ptr();
+        // SAFETY (every load and store below): lanes i..i + N with i + N <= full = body.len(),
+        // or the first N lanes of `pad`.
+        let t = unsafe { L::load(pad.as_ptr()) };
+        let (mut m, mut nan) = (t, L::nan_or(L::no_nan(), t));
+        for i in (0..full).step_by(L::N) {
+            let x = unsafe { L::load(ptr.add(i)) };
+            nan = L::nan_or(nan, x);
+            m = L::max(m, x);
         }
-        let t = unsafe { _mm512_maskz_loadu_ps(tail, ptr.add(full)) };
-        nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(t, t);
-        m = _mm512_mask_max_ps(m, tail, m, t);
-        let max = _mm512_reduce_max_ps(m);
-        if nan != 0 || !max.is_finite() {
+        let max = L::hmax(m);
+        if L::any_nan(nan) || !max.is_finite() {
             // As the scalar softmax: a NaN or infinite score makes the whole row NaN.
             row.fill(f32::NAN);
             return;
         }
-        let max = _mm512_set1_ps(max);
-        let mut sum = _mm512_setzero_ps();
-        for i in (0..full).step_by(16) {
-            let e = exp_avx512(_mm512_sub_ps(unsafe { _mm512_loadu_ps(ptr.add(i)) }, max));
-            unsafe { _mm512_storeu_ps(ptr.add(i), e) };
-            sum = _mm512_add_ps(sum, e);
+        let mx = L::splat(max);
+        let mut sum = L::zero();
+        for i in (0..full).step_by(L::N) {
+            let e = exp::<L>(L::sub(unsafe { L::load(ptr.add(i)) }, mx));
+            unsafe { L::store(ptr.add(i), e) };
+            sum = L::add(sum, e);
         }
-        let e = exp_avx512(_mm512_sub_ps(t, max));
-        unsafe { _mm512_mask_storeu_ps(ptr.add(full), tail, e) };
-        sum = _mm512_mask_add_ps(sum, tail, sum, e);
-        let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
-        for i in (0..full).step_by(16) {
-            let x = unsafe { _mm512_loadu_ps(ptr.add(i)) };
-            unsafe { _mm512_storeu_ps(ptr.add(i), _mm512_mul_ps(x, inv)) };
-        }
-        let x = unsafe { _mm512_maskz_loadu_ps(tail, ptr.add(full)) };
-        unsafe { _mm512_mask_storeu_ps(ptr.add(full), tail, _mm512_mul_ps(x, inv)) };
-    }
-
-    /// The sum of 8 lanes.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn sum_avx2(a: __m256) -> f32 {
-        let h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
-        let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)))
-    }
-
-    /// # Safety
-    /// AVX2 and FMA, `q.len() == G * 8N`, `s.len() == G * keys`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn scores_avx2<const N: usize, const G: usize>(
-        q: &[f32],
-        k: KvRows<'_>,
-        scale: f32,
-        s: &mut [f32],
-        keys: usize,
-    ) {
-        let hd = 8 * N;
-        assert!(q.len() == G * hd && s.len() == G * keys);
-        let mut qr = [[_mm256_setzero_ps(); N]; G];
-        for (h, regs) in qr.iter_mut().enumerate() {
-            for (c, r) in regs.iter_mut().enumerate() {
-                // SAFETY: h * hd + 8c + 8 <= G * hd = q.len().
-                *r = unsafe { _mm256_loadu_ps(q.as_ptr().add(h * hd + 8 * c)) };
-            }
-        }
-        for j in 0..keys {
-            let row = k.row(j, hd);
-            for (h, regs) in qr.iter().enumerate() {
-                // Two chains of FMAs, even and odd registers.
-                let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-                for (c, qc) in regs.iter().enumerate() {
-                    // SAFETY: 8c + 8 <= hd = row.len().
-                    let kc = unsafe { _mm256_loadu_ps(row.as_ptr().add(8 * c)) };
-                    if c % 2 == 0 {
-                        a0 = _mm256_fmadd_ps(*qc, kc, a0);
-                    } else {
-                        a1 = _mm256_fmadd_ps(*qc, kc, a1);
-                    }
-                }
-                s[h * keys + j] = sum_avx2(_mm256_add_ps(a0, a1)) * scale;
-            }
-        }
-    }
-
-    /// # Safety
-    /// AVX2 and FMA, `out.len() == G * 8N`, `p.len() == G * keys`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn weighted_sum_avx2<const N: usize, const G: usize>(
-        p: &[f32],
-        keys: usize,
-        v: KvRows<'_>,
-        out: &mut [f32],
-    ) {
-        let hd = 8 * N;
-        assert!(out.len() == G * hd && p.len() == G * keys);
-        let mut acc = [[_mm256_setzero_ps(); N]; G];
-        for j in 0..keys {
-            let row = v.row(j, hd);
-            for (h, regs) in acc.iter_mut().enumerate() {
-                let ph = _mm256_set1_ps(p[h * keys + j]);
-                for (c, a) in regs.iter_mut().enumerate() {
-                    // SAFETY: 8c + 8 <= hd = row.len().
-                    let x = unsafe { _mm256_loadu_ps(row.as_ptr().add(8 * c)) };
-                    *a = _mm256_fmadd_ps(ph, x, *a);
-                }
-            }
-        }
-        for (h, regs) in acc.iter().enumerate() {
-            for (c, a) in regs.iter().enumerate() {
-                // SAFETY: h * hd + 8c + 8 <= G * hd = out.len().
-                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(h * hd + 8 * c), *a) };
-            }
-        }
-    }
-
-    /// # Safety
-    /// AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn softmax_avx2(row: &mut [f32]) {
-        let full = row.len() / 8 * 8;
-        let (body, rest) = row.split_at_mut(full);
-        // The last `rest.len() < 8` scores go through a padded copy.
-        let mut pad = [f32::NEG_INFINITY; 8];
-        pad[..rest.len()].copy_from_slice(rest);
-        let ptr = body.as_mut_ptr();
-        // SAFETY (every load and store below): lanes i..i + 8 with i + 8 <= full = body.len(),
-        // or the 8 lanes of `pad`.
-        let t = unsafe { _mm256_loadu_ps(pad.as_ptr()) };
-        let mut m = t;
-        let mut nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(t, t);
-        for i in (0..full).step_by(8) {
-            let x = unsafe { _mm256_loadu_ps(ptr.add(i)) };
-            nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x));
-            m = _mm256_max_ps(m, x);
-        }
-        let h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
-        let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        let max = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
-        if _mm256_movemask_ps(nan) != 0 || !max.is_finite() {
-            // As the scalar softmax: a NaN or infinite score makes the whole row NaN.
-            rest.fill(f32::NAN);
-            body.fill(f32::NAN);
-            return;
-        }
-        let max = _mm256_set1_ps(max);
-        let mut sum = _mm256_setzero_ps();
-        for i in (0..full).step_by(8) {
-            let e = exp_avx2(_mm256_sub_ps(unsafe { _mm256_loadu_ps(ptr.add(i)) }, max));
-            unsafe { _mm256_storeu_ps(ptr.add(i), e) };
-            sum = _mm256_add_ps(sum, e);
-        }
-        unsafe { _mm256_storeu_ps(pad.as_mut_ptr(), exp_avx2(_mm256_sub_ps(t, max))) };
-        let tail: f32 = pad[..rest.len()].iter().sum();
-        let inv = 1.0 / (sum_avx2(sum) + tail);
-        let iv = _mm256_set1_ps(inv);
-        for i in (0..full).step_by(8) {
-            let x = unsafe { _mm256_loadu_ps(ptr.add(i)) };
-            unsafe { _mm256_storeu_ps(ptr.add(i), _mm256_mul_ps(x, iv)) };
+        let e = exp::<L>(L::sub(t, mx));
+        unsafe { L::store(pad.as_mut_ptr(), e) };
+        sum = L::add(sum, e);
+        let inv = 1.0 / L::hsum(sum);
+        let iv = L::splat(inv);
+        for i in (0..full).step_by(L::N) {
+            let x = unsafe { L::load(ptr.add(i)) };
+            unsafe { L::store(ptr.add(i), L::mul(x, iv)) };
         }
         for (r, e) in rest.iter_mut().zip(&pad) {
             *r = e * inv;
         }
     }
+
+    /// The entry points of one level: the passes inlined into functions that enable its
+    /// features.
+    macro_rules! level {
+        ($features:literal, $l:ty, $scores:ident, $weighted_sum:ident, $softmax:ident) => {
+            /// # Safety
+            #[doc = concat!("The CPU has ", $features, "; lengths as in [`scores`].")]
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $scores<const N: usize, const G: usize>(
+                q: &[f32],
+                k: KvRows<'_>,
+                scale: f32,
+                s: &mut [f32],
+                keys: usize,
+            ) {
+                scores::<$l, N, G>(q, k, scale, s, keys)
+            }
+
+            /// # Safety
+            #[doc = concat!("The CPU has ", $features, "; lengths as in [`weighted_sum`].")]
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $weighted_sum<const N: usize, const G: usize>(
+                p: &[f32],
+                keys: usize,
+                v: KvRows<'_>,
+                out: &mut [f32],
+            ) {
+                weighted_sum::<$l, N, G>(p, keys, v, out)
+            }
+
+            /// # Safety
+            #[doc = concat!("The CPU has ", $features, ".")]
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $softmax(row: &mut [f32]) {
+                softmax::<$l>(row)
+            }
+        };
+    }
+
+    level!(
+        "avx512f",
+        Avx512,
+        scores_avx512,
+        weighted_sum_avx512,
+        softmax_avx512
+    );
+    level!(
+        "avx2,fma",
+        Avx2,
+        scores_avx2,
+        weighted_sum_avx2,
+        softmax_avx2
+    );
 }
 
 #[cfg(test)]

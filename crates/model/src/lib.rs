@@ -15,6 +15,8 @@ pub mod error;
 pub mod export;
 pub mod gguf;
 pub mod gguf_source;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 pub mod linear;
 pub mod model;
 pub mod ops;

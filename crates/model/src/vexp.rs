@@ -51,12 +51,13 @@ fn silu_mul_scalar(gate: &mut [f32], up: &[f32]) {
     }
 }
 
-/// The vector `exp` and `silu_mul` loops. Their callers prove that the CPU has the enabled
-/// features; every load and store covers lanes inside the slices (masked on AVX-512, through a
-/// padded copy of the last `len % 8` on AVX2).
+/// The vector `exp` and the `silu_mul` loop, written once over [`Lanes`](crate::lanes::Lanes)
+/// and compiled per level. Their callers prove that the CPU has the enabled features; the loop
+/// reads and writes whole vectors inside the slices, and the last `len % N` elements through a
+/// padded copy.
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86 {
-    use std::arch::x86_64::*;
+    use crate::lanes::{Avx2, Avx512, Lanes};
 
     /// `ln 2` split in two (Cody–Waite): `LN2_HI` has few mantissa bits, so `n · LN2_HI` is
     /// exact.
@@ -76,124 +77,101 @@ pub(crate) mod x86 {
     const EXP_MIN: f32 = -87.336_55;
     const EXP_MAX: f32 = 88.376_26;
 
-    /// `e^x` on 16 lanes of finite `x` (see the module doc): 0 below `EXP_MIN`, `x` clamped
-    /// to `EXP_MAX` above.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub(crate) fn exp_avx512(x0: __m512) -> __m512 {
-        let x = _mm512_min_ps(
-            _mm512_max_ps(x0, _mm512_set1_ps(EXP_MIN)),
-            _mm512_set1_ps(EXP_MAX),
-        );
-        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-        );
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-        let mut y = _mm512_set1_ps(EXP_P[0]);
-        for &c in &EXP_P[1..] {
-            y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(c));
-        }
-        let y = _mm512_fmadd_ps(
-            y,
-            _mm512_mul_ps(r, r),
-            _mm512_add_ps(r, _mm512_set1_ps(1.0)),
-        );
-        let bits = _mm512_slli_epi32::<23>(_mm512_add_epi32(
-            _mm512_cvtps_epi32(n),
-            _mm512_set1_epi32(127),
-        ));
-        let keep = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x0, _mm512_set1_ps(EXP_MIN));
-        _mm512_maskz_mov_ps(keep, _mm512_mul_ps(y, _mm512_castsi512_ps(bits)))
-    }
-
-    /// `e^x` on 8 lanes (as [`exp_avx512`]).
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    pub(crate) fn exp_avx2(x0: __m256) -> __m256 {
-        let x = _mm256_min_ps(
-            _mm256_max_ps(x0, _mm256_set1_ps(EXP_MIN)),
-            _mm256_set1_ps(EXP_MAX),
-        );
-        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
-        );
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-        let mut y = _mm256_set1_ps(EXP_P[0]);
-        for &c in &EXP_P[1..] {
-            y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
-        }
-        let y = _mm256_fmadd_ps(
-            y,
-            _mm256_mul_ps(r, r),
-            _mm256_add_ps(r, _mm256_set1_ps(1.0)),
-        );
-        let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-            _mm256_cvtps_epi32(n),
-            _mm256_set1_epi32(127),
-        ));
-        let keep = _mm256_cmp_ps::<_CMP_GE_OQ>(x0, _mm256_set1_ps(EXP_MIN));
-        _mm256_and_ps(keep, _mm256_mul_ps(y, _mm256_castsi256_ps(bits)))
-    }
-
+    /// `e^x` on the lanes of `x0` (see the module doc): 0 below `EXP_MIN` and for NaN, `x`
+    /// clamped to `EXP_MAX` above.
+    ///
     /// # Safety
-    /// AVX-512F, `gate.len() == up.len()`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn silu_mul_avx512(gate: &mut [f32], up: &[f32]) {
-        let one = _mm512_set1_ps(1.0);
-        let (g, u) = (gate.as_mut_ptr(), up.as_ptr());
-        for i in (0..gate.len()).step_by(16) {
-            let n = (gate.len() - i).min(16);
-            let m: __mmask16 = ((1u32 << n) - 1) as __mmask16;
-            // SAFETY: lanes i..i + n of both slices, n <= len - i; masked-off lanes are neither
-            // read nor written.
-            unsafe {
-                let x = _mm512_maskz_loadu_ps(m, g.add(i));
-                let e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x));
-                let s = _mm512_div_ps(x, _mm512_add_ps(one, e));
-                let y = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u.add(i)));
-                _mm512_mask_storeu_ps(g.add(i), m, y);
-            }
+    /// As [`Lanes`]' methods.
+    #[inline(always)]
+    pub(crate) unsafe fn exp<L: Lanes>(x0: L::V) -> L::V {
+        let x = L::min(L::max(x0, L::splat(EXP_MIN)), L::splat(EXP_MAX));
+        let n = L::round(L::mul(x, L::splat(std::f32::consts::LOG2_E)));
+        let r = L::fnma(n, L::splat(LN2_HI), x);
+        let r = L::fnma(n, L::splat(LN2_LO), r);
+        let mut y = L::splat(EXP_P[0]);
+        for &c in &EXP_P[1..] {
+            y = L::fma(y, r, L::splat(c));
         }
+        let y = L::fma(y, L::mul(r, r), L::add(r, L::splat(1.0)));
+        L::keep_ge(x0, EXP_MIN, L::mul(y, L::pow2(n)))
     }
 
+    /// `silu(g) · u` on the lanes of `g` and `u`.
+    #[inline(always)]
+    unsafe fn silu_mul_v<L: Lanes>(g: L::V, u: L::V) -> L::V {
+        let e = exp::<L>(L::sub(L::zero(), g));
+        L::mul(L::div(g, L::add(L::splat(1.0), e)), u)
+    }
+
+    /// [`super::silu_mul`] over the lanes of `L`.
+    ///
     /// # Safety
-    /// AVX2 and FMA, `gate.len() == up.len()`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn silu_mul_avx2(gate: &mut [f32], up: &[f32]) {
-        let one = _mm256_set1_ps(1.0);
-        let f = |x: __m256, u: __m256| {
-            let e = exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x));
-            _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), u)
-        };
-        let mut gs = gate.chunks_exact_mut(8);
-        let mut us = up.chunks_exact(8);
+    /// As [`Lanes`]' methods; `gate.len() == up.len()`.
+    #[inline(always)]
+    unsafe fn silu_mul_lanes<L: Lanes>(gate: &mut [f32], up: &[f32]) {
+        let mut gs = gate.chunks_exact_mut(L::N);
+        let mut us = up.chunks_exact(L::N);
         for (g, u) in (&mut gs).zip(&mut us) {
-            // SAFETY: `g` and `u` hold 8 floats each.
+            // SAFETY: `g` and `u` hold `N` floats each.
             unsafe {
-                let y = f(_mm256_loadu_ps(g.as_ptr()), _mm256_loadu_ps(u.as_ptr()));
-                _mm256_storeu_ps(g.as_mut_ptr(), y);
+                let y = silu_mul_v::<L>(L::load(g.as_ptr()), L::load(u.as_ptr()));
+                L::store(g.as_mut_ptr(), y);
             }
         }
         let (g, u) = (gs.into_remainder(), us.remainder());
         if !g.is_empty() {
-            let (mut gp, mut up) = ([0.0f32; 8], [0.0f32; 8]);
+            // The last `len % N` through zero-padded copies (`N <= 16`).
+            let (mut gp, mut up) = ([0.0f32; 16], [0.0f32; 16]);
             gp[..g.len()].copy_from_slice(g);
             up[..u.len()].copy_from_slice(u);
-            // SAFETY: `gp` and `up` hold 8 floats each.
+            // SAFETY: `gp` and `up` hold at least `N` floats each.
             unsafe {
-                let y = f(_mm256_loadu_ps(gp.as_ptr()), _mm256_loadu_ps(up.as_ptr()));
-                _mm256_storeu_ps(gp.as_mut_ptr(), y);
+                let y = silu_mul_v::<L>(L::load(gp.as_ptr()), L::load(up.as_ptr()));
+                L::store(gp.as_mut_ptr(), y);
             }
             let n = g.len();
             g.copy_from_slice(&gp[..n]);
         }
     }
 
+    /// # Safety
+    /// AVX-512F, `gate.len() == up.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn silu_mul_avx512(gate: &mut [f32], up: &[f32]) {
+        silu_mul_lanes::<Avx512>(gate, up)
+    }
+
+    /// # Safety
+    /// AVX2 and FMA, `gate.len() == up.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn silu_mul_avx2(gate: &mut [f32], up: &[f32]) {
+        silu_mul_lanes::<Avx2>(gate, up)
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        /// `e^x` of 16 floats, `L::N` at a time.
+        #[inline(always)]
+        unsafe fn exp16<L: Lanes>(x: &[f32; 16]) -> [f32; 16] {
+            let mut o = [0.0f32; 16];
+            for i in (0..16).step_by(L::N) {
+                // SAFETY: `i + N <= 16` floats of `x` and `o`.
+                unsafe { L::store(o.as_mut_ptr().add(i), exp::<L>(L::load(x.as_ptr().add(i)))) };
+            }
+            o
+        }
+
+        #[target_feature(enable = "avx512f")]
+        unsafe fn exp16_avx512(x: &[f32; 16]) -> [f32; 16] {
+            exp16::<Avx512>(x)
+        }
+
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn exp16_avx2(x: &[f32; 16]) -> [f32; 16] {
+            exp16::<Avx2>(x)
+        }
 
         /// Relative error of the vector `exp` against f64 over softmax's arguments (`≤ 0`) and
         /// SiLU's (`-gate`, either sign).
@@ -216,26 +194,14 @@ pub(crate) mod x86 {
                 lanes[..chunk.len()].copy_from_slice(chunk);
                 let mut got = Vec::new();
                 if std::arch::is_x86_feature_detected!("avx512f") {
-                    let mut o = [0.0f32; 16];
-                    // SAFETY: the CPU has AVX-512F; `o` and `lanes` hold 16 floats.
-                    unsafe {
-                        let e = exp_avx512(_mm512_loadu_ps(lanes.as_ptr()));
-                        _mm512_storeu_ps(o.as_mut_ptr(), e);
-                    }
-                    got.push(o);
+                    // SAFETY: the CPU has AVX-512F.
+                    got.push(unsafe { exp16_avx512(&lanes) });
                 }
                 if std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
                 {
-                    let mut o = [0.0f32; 16];
-                    // SAFETY: the CPU has AVX2 and FMA; 8 floats at each offset.
-                    unsafe {
-                        for half in 0..2 {
-                            let e = exp_avx2(_mm256_loadu_ps(lanes.as_ptr().add(8 * half)));
-                            _mm256_storeu_ps(o.as_mut_ptr().add(8 * half), e);
-                        }
-                    }
-                    got.push(o);
+                    // SAFETY: the CPU has AVX2 and FMA.
+                    got.push(unsafe { exp16_avx2(&lanes) });
                 }
                 for o in &got {
                     for (x, e) in chunk.iter().zip(o) {

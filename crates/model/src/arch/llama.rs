@@ -355,12 +355,9 @@ impl LlamaLayer {
                 /// Scores scratch of the team's threads, kept from one decode step to the next.
                 static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
             }
+            // `group` never runs a part inside another, so the borrow is never held twice.
             secateurs_sparse::kernels::team::for_each_part(parts, |i, out| {
-                SCORES.with(|s| match s.try_borrow_mut() {
-                    Ok(mut s) => group(i, &mut s, out),
-                    // Only reentrance could hold it (a part run inside another part).
-                    Err(_) => group(i, &mut Vec::new(), out),
-                })
+                SCORES.with_borrow_mut(|s| group(i, s, out))
             });
         } else {
             merged

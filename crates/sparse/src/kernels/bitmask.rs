@@ -25,8 +25,10 @@
 //! short rows, 0.79×; with two rows in the hand-scheduled loop, twice as slow from DRAM. Rows of
 //! six words or more run, one after the other, in one multi-row loop
 //! ([`Simd::bitmask_rows_f32`]) that keeps `x[0..384]` in registers for all of them, which saves
-//! the `x` load of their first 24 chunks. The chunk loop is unrolled by hand so the accumulators
-//! stay in registers.
+//! the `x` load of their first 24 chunks. bf16 rows of whole words take
+//! [`Simd::bitmask_row_bf16`] where the level has one (AVX-512 with VBMI2: one `vpexpandw`
+//! widens and expands a chunk). The chunk loop is unrolled by hand so the accumulators stay in
+//! registers.
 //!
 //! **Same digits as dense.** Every `LANES`-column chunk goes into the accumulator it uses in the
 //! dense GEMV ([`super::dense`]: four per row, by chunk index, the ragged end into the first), and
@@ -164,6 +166,12 @@ unsafe fn spmv_row<S: Simd, V: Val, const FULL: bool>(
         // `64 wpr` columns; `V::Raw` is f32, and with FULL the row's values and `LANES` more
         // are inside `vals`.
         if let Some(dot) = S::bitmask_row_f32(words, wpr, vp.add(k).cast(), xp) {
+            return dot;
+        }
+    }
+    if FULL && V::IS_BF16 && full_words == wpr {
+        // SAFETY: as above; `V::Raw` is the bf16 bits (u16).
+        if let Some(dot) = S::bitmask_row_bf16(words, wpr, vp.add(k).cast(), xp) {
             return dot;
         }
     }

@@ -176,6 +176,21 @@ pub(crate) trait Simd: Copy {
         None
     }
 
+    /// [`Simd::bitmask_row_f32`] for bf16 values: one row over `n` whole 64-column words, summed
+    /// as the generic loop sums it. `None`: this level (or this CPU) has no such loop.
+    ///
+    /// # Safety
+    /// As [`Simd::bitmask_row_f32`], with `vals` pointing to bf16 bits.
+    #[inline(always)]
+    unsafe fn bitmask_row_bf16(
+        _words: *const u64,
+        _n: usize,
+        _vals: *const u16,
+        _x: *const f32,
+    ) -> Option<f32> {
+        None
+    }
+
     /// Rows of a bitmask SpMV with f32 values, each of `n` whole 64-column words, for levels
     /// with a hand-scheduled multi-row loop: `y[i] += row i · x` for `i < rows`, every row summed
     /// exactly as [`Simd::bitmask_row_f32`] sums it. `false`: this level has no such loop for
@@ -214,6 +229,8 @@ pub(crate) trait Simd: Copy {
 pub(crate) trait Val: 'static {
     /// `Raw` is `f32`.
     const IS_F32: bool = false;
+    /// The values are bf16 bits.
+    const IS_BF16: bool = false;
     type Raw: Copy + Send + Sync + 'static;
     fn widen(r: Self::Raw) -> f32;
     unsafe fn load<S: Simd>(p: *const Self::Raw) -> S::F;
@@ -250,6 +267,7 @@ impl Val for F32 {
 }
 
 impl Val for Bf16 {
+    const IS_BF16: bool = true;
     type Raw = u16;
     #[inline(always)]
     fn widen(r: u16) -> f32 {
@@ -828,6 +846,64 @@ mod x86 {
         _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)))
     }
 
+    /// One bf16 row of the bitmask SpMV over `n` whole words, where the CPU has AVX-512 VBMI2.
+    ///
+    /// The generic chunk widens 16 bf16 values to f32 (`vpmovzxwd`, a shift) and then expands
+    /// them to their lanes (`vpexpandd`). Here one `vpexpandw` does both: the chunk's 16 mask
+    /// bits are spread to the odd bits of a 32-bit mask (`pdep` with `0xAAAA_AAAA`), so the
+    /// `i`-th stored value lands in the high half of dword lane `i` of its column and zero
+    /// masking clears every low half and every unstored lane, which is exactly the f32 with the
+    /// bf16's bits (bf16 → f32 is a shift left by 16). Same chunks, same accumulators, same
+    /// reduction as the generic loop, so the same digits. Measured on an Intel Xeon (AMX/AVX-512
+    /// FP16 generation), one thread, everything in L1 (`scripts/expand_pipes.c`): 0.75 ns per
+    /// 16-column chunk against 1.03 for the widen-then-expand sequence; earlier, on Zen 4,
+    /// 0.54 against 0.58. The values are prefetched [`BITMASK_PREFETCH`] bytes ahead once per
+    /// word (a word of bf16 values at 50% density is one cache line).
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F, AVX-512BW, AVX-512 VBMI2 and BMI2; `words[0..n]` and
+    /// `x[0..64 n]` are readable; from `vals` on, the values of the words (the sum of their
+    /// popcounts) and 16 more are readable (every chunk loads 16 values whole).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,bmi2,popcnt")]
+    unsafe fn bitmask_row_bf16_vbmi2(
+        words: *const u64,
+        n: usize,
+        vals: *const u16,
+        x: *const f32,
+    ) -> f32 {
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+        );
+        let mut vp = vals;
+        for j in 0..n {
+            // SAFETY (the block): `j < n`, so word `j` and `x[64 j..64 j + 64]` are readable;
+            // every chunk's 16-value load starts at a value of these words, or just past the
+            // last, and the caller guarantees 16 values readable from there; `_mm_prefetch`
+            // never faults (its address is formed with wrapping arithmetic).
+            let w = *words.add(j);
+            let xw = x.add(64 * j);
+            _mm_prefetch::<_MM_HINT_T0>(vp.cast::<i8>().wrapping_add(BITMASK_PREFETCH));
+            macro_rules! chunk {
+                ($q:literal, $a:ident) => {{
+                    let bits = ((w >> (16 * $q)) & 0xffff) as u32;
+                    let k = _pdep_u32(bits, 0xAAAA_AAAA);
+                    let raw = _mm512_zextsi256_si512(_mm256_loadu_si256(vp.cast()));
+                    let v = _mm512_castsi512_ps(_mm512_maskz_expand_epi16(k, raw));
+                    $a = _mm512_fmadd_ps(v, _mm512_loadu_ps(xw.add(16 * $q)), $a);
+                    vp = vp.add(bits.count_ones() as usize);
+                }};
+            }
+            chunk!(0, a0);
+            chunk!(1, a1);
+            chunk!(2, a2);
+            chunk!(3, a3);
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)))
+    }
+
     /// Words of a row whose part of `x` [`bitmask_rows_f32_avx512`] keeps in registers: 24
     /// chunks of 16 columns, in zmm8–zmm31.
     const XREG_WORDS: usize = super::MULTI_ROW_WORDS;
@@ -1085,6 +1161,24 @@ mod x86 {
             x: *const f32,
         ) -> Option<f32> {
             Some(bitmask_row_f32_avx512(words, n, vals, x))
+        }
+        #[inline(always)]
+        unsafe fn bitmask_row_bf16(
+            words: *const u64,
+            n: usize,
+            vals: *const u16,
+            x: *const f32,
+        ) -> Option<f32> {
+            // std caches the CPUID answer: one load and a bit test per row.
+            if std::arch::is_x86_feature_detected!("avx512vbmi2")
+                && std::arch::is_x86_feature_detected!("bmi2")
+            {
+                // SAFETY: the CPU has AVX-512F/BW (this level) and VBMI2 and BMI2 (checked
+                // above); the memory contract is this function's.
+                Some(bitmask_row_bf16_vbmi2(words, n, vals, x))
+            } else {
+                None
+            }
         }
         #[inline(always)]
         unsafe fn bitmask_rows_f32(

@@ -2,14 +2,17 @@
 // write one 16-column chunk, on the machine at hand (docs/results.md, "Decode, a later stop: the
 // 70% loop against the vector pipes").
 //
-//   gcc -O2 -masm=intel -mavx512f -mavx512vl -mavx512vpopcntdq scripts/expand_pipes.c -o /tmp/expand_pipes
+//   gcc -O2 -masm=intel -mavx512f -mavx512vl -mavx512bw -mavx512vbmi2 -mavx512vpopcntdq
+//       scripts/expand_pipes.c -o /tmp/expand_pipes
 //   /tmp/expand_pipes
 //
 // Every figure is cycles per instruction (first table) or per 16-column chunk (second table):
 // the time of N iterations of an unrolled block of independent instructions, divided by the
 // instructions or chunks in it, in cycles of a chain of dependent `add`s (one cycle each, so no
-// clock frequency is assumed). Values, `x` and the mask all come from L1 (a 64-float buffer
-// read again and again): this measures the core, not memory.
+// clock frequency is assumed), and in nanoseconds. Values, `x` and the mask all come from L1 (a
+// 64-float buffer read again and again): this measures the core, not memory. The cycle column
+// is meaningless where the core removes chains of immediate adds (on an Intel Xeon of the
+// AMX / AVX-512 FP16 generation "one cycle" came out as 0.071 ns); read the ns column there.
 //
 // The chunk variants (accumulators zmm10..zmm13, `x` in zmm20 unless it says "x from L1"):
 //   expand:      vmovups t, [values]; vexpandps t{k}{z}, t; vfmadd231ps acc, t, x
@@ -18,6 +21,10 @@
 //                word against (1 << lane) - 1, vpopcntd), then vmovups + vpermps t{k}{z} + FMA
 //   perm, given: vmovups + vpermps t{k}{z} by an index already in a register + FMA: the floor
 //                of any scheme that would fetch the ranks ready-made (a table, or stored bytes)
+//   bf16 zext+shift+expandd: vpmovzxwd t, [values]; vpslld t, 16; vpexpandd t{k}{z}; FMA
+//                (the generic bf16 chunk)
+//   bf16 vpexpandw: vmovdqu16 ymm t, [values]; vpexpandw t{k2}{z}, t; FMA, k2 holding the
+//                chunk's bits on the odd bits (what bitmask_row_bf16_vbmi2 runs)
 #include <stdio.h>
 #include <time.h>
 
@@ -49,13 +56,15 @@ int main(void) {
     cycle = (now() - t0) / N / 4;
     printf("one cycle: %.3f ns (%.2f GHz)\n\n", cycle * 1e9, 1e-9 / cycle);
 
-#define CLOBBER "k1", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
+#define CLOBBER "k1", "k2", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
     "xmm10", "xmm11", "xmm12", "xmm13"
 #define TIMED(name, per, body)                                                             \
     t0 = now();                                                                            \
     for (i = 0; i < N; i++)                                                                \
-        __asm__ volatile("kmovw k1, %0\n" body ::"r"(0x5555), "r"(buf), "r"(mask) : CLOBBER); \
-    printf("  %-34s %.2f\n", name, (now() - t0) / N / (per) / cycle);
+        __asm__ volatile("kmovw k1, %0\n kmovd k2, %3\n" body ::"r"(0x5555), "r"(buf),         \
+                         "r"(mask), "r"(0x22222222u) : CLOBBER);                           \
+    printf("  %-34s %6.2f %6.3f ns\n", name, (now() - t0) / N / (per) / cycle,              \
+           (now() - t0) / N / (per) * 1e9);
 #define X8(op) op(0) op(1) op(2) op(3) op(4) op(5) op(6) op(7)
 #define X4(op) op(0) op(1) op(2) op(3)
 #define EXPAND(n) "vexpandps zmm" #n "{k1}{z}, zmm16\n"
@@ -88,5 +97,11 @@ int main(void) {
     TIMED("expand, x from L1", 4, X4(CH_EXPAND_M))
     TIMED("ranks + perm", 4, X4(CH_RANKS))
     TIMED("perm, index given", 4, X4(CH_GIVEN))
+#define CH_BF16(n) "vpmovzxwd zmm" #n ", [%1]\n vpslld zmm" #n ", zmm" #n ", 16\n"          \
+    "vpexpandd zmm" #n "{k1}{z}, zmm" #n "\n vfmadd231ps zmm1" #n ", zmm" #n ", zmm20\n"
+#define CH_BF16W(n) "vmovdqu16 ymm" #n ", [%1]\n vpexpandw zmm" #n "{k2}{z}, zmm" #n "\n"      \
+    "vfmadd231ps zmm1" #n ", zmm" #n ", zmm20\n"
+    TIMED("bf16 zext+shift+expandd", 4, X4(CH_BF16))
+    TIMED("bf16 vpexpandw", 4, X4(CH_BF16W))
     return (int)(p & 0);
 }

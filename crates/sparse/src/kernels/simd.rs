@@ -871,12 +871,7 @@ mod x86 {
         vals: *const u16,
         x: *const f32,
     ) -> f32 {
-        let (mut a0, mut a1, mut a2, mut a3) = (
-            _mm512_setzero_ps(),
-            _mm512_setzero_ps(),
-            _mm512_setzero_ps(),
-            _mm512_setzero_ps(),
-        );
+        let [mut a0, mut a1, mut a2, mut a3] = [_mm512_setzero_ps(); 4];
         let mut vp = vals;
         for j in 0..n {
             // SAFETY (the block): `j < n`, so word `j` and `x[64 j..64 j + 64]` are readable;

@@ -63,8 +63,10 @@ int main(void) {
     for (i = 0; i < N; i++)                                                                \
         __asm__ volatile("kmovw k1, %0\n kmovd k2, %3\n" body ::"r"(0x5555), "r"(buf),         \
                          "r"(mask), "r"(0x22222222u) : CLOBBER);                           \
-    printf("  %-34s %6.2f %6.3f ns\n", name, (now() - t0) / N / (per) / cycle,              \
-           (now() - t0) / N / (per) * 1e9);
+    {                                                                                      \
+        double each = (now() - t0) / N / (per);                                            \
+        printf("  %-34s %6.2f %6.3f ns\n", name, each / cycle, each * 1e9);                \
+    }
 #define X8(op) op(0) op(1) op(2) op(3) op(4) op(5) op(6) op(7)
 #define X4(op) op(0) op(1) op(2) op(3)
 #define EXPAND(n) "vexpandps zmm" #n "{k1}{z}, zmm16\n"

@@ -855,8 +855,8 @@ mod x86 {
     /// masking clears every low half and every unstored lane, which is exactly the f32 with the
     /// bf16's bits (bf16 → f32 is a shift left by 16). Same chunks, same accumulators, same
     /// reduction as the generic loop, so the same digits. Measured on an Intel Xeon (AMX/AVX-512
-    /// FP16 generation), one thread, everything in L1 (`scripts/expand_pipes.c`): 0.75–0.77 ns
-    /// per 16-column chunk against 1.03–1.08 for the widen-then-expand sequence; earlier, on
+    /// FP16 generation), one thread, everything in L1 (`scripts/expand_pipes.c`): 0.73–0.77 ns
+    /// per 16-column chunk against 1.02–1.09 for the widen-then-expand sequence; earlier, on
     /// Zen 4, 0.54 against 0.58. The values are prefetched [`BITMASK_PREFETCH`] bytes ahead once
     /// per word (a word of bf16 values at 50% density is one cache line).
     ///

@@ -1164,11 +1164,10 @@ mod x86 {
             vals: *const u16,
             x: *const f32,
         ) -> Option<f32> {
-            // std caches the CPUID answer: one load and a bit test per row.
-            if std::arch::is_x86_feature_detected!("avx512vbmi2")
-                && std::arch::is_x86_feature_detected!("bmi2")
-            {
-                // SAFETY: the CPU has AVX-512F/BW (this level) and VBMI2 and BMI2 (checked
+            // std caches the CPUID answer: one load and a bit test per row. BMI2 comes with
+            // this level (`detect_uncached`); VBMI2 is not part of it.
+            if std::arch::is_x86_feature_detected!("avx512vbmi2") {
+                // SAFETY: the CPU has AVX-512F/BW and BMI2 (this level) and VBMI2 (checked
                 // above); the memory contract is this function's.
                 Some(bitmask_row_bf16_vbmi2(words, n, vals, x))
             } else {

@@ -42,7 +42,10 @@ moment instead of the fastest: \"med\", the median of every run's GB/s over the 
 it, and \"paired\", the median over the rounds of the sparse run's tokens/s over the dense run
 just before it, as a fraction of the limit.
 The first model is also run with transformers + PyTorch (f32, same thread count) when the Python
-interpreter has torch, transformers and gguf.")]
+interpreter has torch, transformers and gguf. Its tokens/s times the dense f32 row's bytes per
+token is the bandwidth its decode implies; the report sets that beside a probe taken just before
+it, with the fraction of the probe that twice its speed would need (over 100%: out of reach of
+any decoder that reads those bytes).")]
 pub struct DecodeBenchArgs {
     /// Models (directories, .gguf files or compressed checkpoints; default: the default model).
     models: Vec<String>,
@@ -200,7 +203,10 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
     let mut probes: Vec<f64> = vec![read_bw];
     let mut rows: Vec<Variant> = Vec::new();
     let mut reference: Option<Value> = None;
-    let mut ours_first_dense: Option<(f64, Vec<u32>)> = None;
+    // The first model's dense f32 row: best tokens/s, its greedy tokens, bytes per token.
+    let mut ours_first_dense: Option<(f64, Vec<u32>, usize)> = None;
+    // The read bandwidth probed just before the reference ran.
+    let mut reference_probe: Option<f64> = None;
     for (mi, name) in names.iter().enumerate() {
         let path = common::resolve_model(name.as_deref())?;
         let label = name.clone().unwrap_or_else(|| "default".into());
@@ -304,7 +310,7 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                 };
                 if vi == 0 {
                     if mi == 0 && dtype == ValueDtype::F32 {
-                        ours_first_dense = Some((*best, first.tokens.clone()));
+                        ours_first_dense = Some((*best, first.tokens.clone(), bytes));
                     }
                 } else {
                     let (d, dtps) = (&firsts[0], bests[0].0);
@@ -342,6 +348,9 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                     a.repeat.to_string(),
                     "--json".into(),
                 ];
+                let bw = bandwidth::measure_read_bandwidth();
+                probes.push(bw);
+                reference_probe = Some(bw);
                 reference = run_reference(
                     &a.python,
                     a.script.as_deref(),
@@ -364,11 +373,15 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
         })
     });
     let vs_reference = match (&ours_first_dense, ref_tps) {
-        (Some((ours, _)), Some(r)) => Some(ours / r),
+        (Some((ours, _, _)), Some(r)) => Some(ours / r),
         _ => None,
     };
     let same_as_reference = match (&ours_first_dense, &ref_tokens) {
-        (Some((_, ours)), Some(r)) => Some(ours == r),
+        (Some((_, ours, _)), Some(r)) => Some(ours == r),
+        _ => None,
+    };
+    let reference_bw = match (&ours_first_dense, ref_tps, reference_probe) {
+        (Some((_, _, bytes)), Some(t), Some(bw)) => Some(ReferenceBandwidth::of(t, *bytes, bw)),
         _ => None,
     };
     let spread = ProbeSpread::of(&probes);
@@ -382,6 +395,7 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                 "variants": rows, "reference": reference,
                 "speedup_vs_reference": vs_reference,
                 "same_tokens_as_reference": same_as_reference,
+                "reference_bandwidth": reference_bw,
             }))?
         );
         return Ok(());
@@ -456,6 +470,17 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
         _ if a.no_reference => {}
         _ => println!("  transformers + PyTorch: not run (see above)"),
     }
+    if let Some(r) = &reference_bw {
+        println!(
+            "  PyTorch read {:.1} GB/s ({:.0}% of a {:.1} GB/s probe taken just before it, at the dense f32 \
+             row's {:.1} MB/token); twice its speed needs {:.0}% of that probe",
+            r.gb_s,
+            100.0 * r.fraction_of_probe,
+            r.probe_gb_s,
+            r.bytes_per_token as f64 / 1e6,
+            100.0 * r.twice_fraction_of_probe
+        );
+    }
     Ok(())
 }
 
@@ -483,6 +508,35 @@ fn paired_speedups(dense: &[(f64, f64)], sparse: &[(f64, f64)]) -> Vec<f64> {
         .zip(sparse)
         .map(|((d, _), (s, _))| s / d)
         .collect()
+}
+
+/// The memory bandwidth the reference's decode implies: it reads at least the weights (and KV
+/// cache) our dense f32 row reads, so its tokens/s times those bytes is a lower bound on what it
+/// streamed. Set beside a probe taken just before it, this says how fast a memory-bound decoder
+/// can be relative to it on this machine: 2x the reference needs `twice_fraction_of_probe` of
+/// the probe.
+#[derive(Serialize, Debug, PartialEq)]
+struct ReferenceBandwidth {
+    tokens_per_second: f64,
+    bytes_per_token: usize,
+    gb_s: f64,
+    probe_gb_s: f64,
+    fraction_of_probe: f64,
+    twice_fraction_of_probe: f64,
+}
+
+impl ReferenceBandwidth {
+    fn of(tokens_per_second: f64, bytes_per_token: usize, probe_gb_s: f64) -> ReferenceBandwidth {
+        let gb_s = tokens_per_second * bytes_per_token as f64 / 1e9;
+        ReferenceBandwidth {
+            tokens_per_second,
+            bytes_per_token,
+            gb_s,
+            probe_gb_s,
+            fraction_of_probe: gb_s / probe_gb_s,
+            twice_fraction_of_probe: 2.0 * gb_s / probe_gb_s,
+        }
+    }
 }
 
 /// The range of the read-bandwidth probes taken during one `bench decode`.
@@ -527,6 +581,19 @@ mod tests {
         );
         let s = ProbeSpread::of(&[30.0, 50.0, 20.0, 40.0]).expect("spread");
         assert_eq!((s.count, s.median_gb_s), (4, 35.0));
+    }
+
+    #[test]
+    fn reference_bandwidth_is_its_tokens_times_our_bytes_over_the_probe() {
+        // 25 tokens/s of 540 MB is 13.5 GB/s: 45% of a 30 GB/s probe, and 2x needs 90%.
+        let r = ReferenceBandwidth::of(25.0, 540_000_000, 30.0);
+        assert!((r.gb_s - 13.5).abs() < 1e-12);
+        assert!((r.fraction_of_probe - 0.45).abs() < 1e-12);
+        assert!((r.twice_fraction_of_probe - 0.9).abs() < 1e-12);
+        assert_eq!(
+            (r.tokens_per_second, r.bytes_per_token),
+            (25.0, 540_000_000)
+        );
     }
 
     #[test]

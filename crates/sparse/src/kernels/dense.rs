@@ -26,7 +26,11 @@ use super::simd::{per_isa, Simd, Val};
 unsafe fn gemv_rows_body<S: Simd, V: Val>(w: &[V::Raw], x: &[f32], y: &mut [f32]) {
     let cols = x.len();
     if S::LANES == 16 && cols.is_multiple_of(4 * S::LANES) && cols >= XREG_CHUNKS * S::LANES {
-        gemv_rows_xreg::<S, V>(w, x, y);
+        if !V::IS_F32 && prefetch_16bit() {
+            gemv_rows_xreg::<S, V, true>(w, x, y);
+        } else {
+            gemv_rows_xreg::<S, V, false>(w, x, y);
+        }
     } else {
         gemv_rows_plain_body::<S, V>(w, x, y);
     }
@@ -121,9 +125,35 @@ const XREG_CHUNKS: usize = 24;
 /// 14.5–15.9 against 14.0–14.6 (slower); one prefetch per two lines 1024 bytes ahead,
 /// 14.0–14.9 against 14.8–15.0. f32 weights gained nothing: one prefetch per four lines 1024
 /// bytes ahead, 21.3–22.5 against 21.5–21.9; one per two lines, 22.3–24.0 against 21.8–22.3
-/// (slower); so their loop has none. Zen 4, where the rest of this loop was tuned, has not been
-/// measured with it.
+/// (slower); so their loop has none. On Zen 4 (2 vCPUs, AMD EPYC family 25 model 17) the same
+/// prefetch slows bf16 down: runs without it, 1536 and 4096 bytes ahead alternating, three of
+/// each, gave 114.4, 111.1, 116.0 tokens/s (86–92% of the probe, median column) against 95.8,
+/// 106.9, 105.7 (66–82%) and 102.8, 103.8, 106.9 (75–79%), so only Intel CPUs take it
+/// ([`prefetch_16bit`]).
 const PREFETCH_16BIT: usize = 1536;
+
+/// Whether [`gemv_rows_xreg`] prefetches 16-bit weights: on Intel CPUs (CPUID vendor
+/// `GenuineIntel`), where it was measured faster; not elsewhere (slower on Zen 4, unmeasured on
+/// other CPUs, whose hardware prefetchers then work alone). Read once per process.
+fn prefetch_16bit() -> bool {
+    static INTEL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INTEL.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // Leaf 0: the vendor string in ebx, edx, ecx.
+            let r = std::arch::x86_64::__cpuid(0);
+            let mut v = [0u8; 12];
+            v[0..4].copy_from_slice(&r.ebx.to_le_bytes());
+            v[4..8].copy_from_slice(&r.edx.to_le_bytes());
+            v[8..12].copy_from_slice(&r.ecx.to_le_bytes());
+            &v == b"GenuineIntel"
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
 
 /// Asks for the cache line [`PREFETCH_16BIT`] bytes after `p` (a hint: never faults, so the
 /// address may lie past the matrix; it is formed with wrapping arithmetic for that reason).
@@ -145,13 +175,18 @@ fn prefetch_ahead<R>(p: *const R) {
 /// [`XREG_CHUNKS`] chunks long: `x[0..16 XREG_CHUNKS]` is loaded into registers once for all the
 /// rows, so those chunks of every row load only their weights; later chunks load `x` as the
 /// plain loop does. Chunk `c` goes into accumulator `c % 4` in column order, as in the plain
-/// loop, so every `y[i]` gets the same digits.
+/// loop, so every `y[i]` gets the same digits. `PREFETCH`: prefetch the weights
+/// [`PREFETCH_16BIT`] bytes ahead (16-bit weights on Intel, see [`prefetch_16bit`]).
 ///
 /// # Safety
 /// As [`gemv_rows_body`], and `S::LANES == 16`, `x.len() % 64 == 0`,
 /// `x.len() >= 16 XREG_CHUNKS`.
 #[inline(always)]
-unsafe fn gemv_rows_xreg<S: Simd, V: Val>(w: &[V::Raw], x: &[f32], y: &mut [f32]) {
+unsafe fn gemv_rows_xreg<S: Simd, V: Val, const PREFETCH: bool>(
+    w: &[V::Raw],
+    x: &[f32],
+    y: &mut [f32],
+) {
     let cols = x.len();
     let l = S::LANES;
     debug_assert!(l == 16 && cols.is_multiple_of(4 * l) && cols >= XREG_CHUNKS * l);
@@ -170,8 +205,8 @@ unsafe fn gemv_rows_xreg<S: Simd, V: Val>(w: &[V::Raw], x: &[f32], y: &mut [f32]
         // for the widening, LLVM keeps 23 there and reloads one from the stack per row).
         macro_rules! group {
             ($g:literal) => {
-                if !V::IS_F32 {
-                    // 16-bit weights: the two lines of these 64 weights, ahead (see
+                if PREFETCH {
+                    // 16-bit weights on Intel: the two lines of these 64 weights, ahead (see
                     // `PREFETCH_16BIT`).
                     prefetch_ahead(p.add(4 * $g * l));
                     prefetch_ahead(p.add((4 * $g + 2) * l));
@@ -191,7 +226,7 @@ unsafe fn gemv_rows_xreg<S: Simd, V: Val>(w: &[V::Raw], x: &[f32], y: &mut [f32]
         group!(5);
         let mut c = XREG_CHUNKS * l;
         while c < cols {
-            if !V::IS_F32 {
+            if PREFETCH {
                 prefetch_ahead(p.add(c));
                 prefetch_ahead(p.add(c + 2 * l));
             }

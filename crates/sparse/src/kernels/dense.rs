@@ -293,6 +293,50 @@ mod tests {
         }
     }
 
+    /// The AVX-512 `x`-in-registers loop with the 16-bit prefetch on and off, called directly:
+    /// the dispatcher takes only one of the two on a given CPU (see [`prefetch_16bit`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c,bmi1,bmi2,popcnt")]
+    unsafe fn xreg_avx512<V: Val, const PREFETCH: bool>(w: &[V::Raw], x: &[f32], y: &mut [f32]) {
+        gemv_rows_xreg::<super::super::simd::Avx512, V, PREFETCH>(w, x, y)
+    }
+
+    /// Both prefetch instances give the plain loop's digits, bf16 and f16, on rows that start
+    /// the prefetch inside and past the end of the matrix.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn prefetch_on_and_off_keep_the_digits() {
+        if !Isa::Avx512.supported() {
+            return; // nothing to run: the loop exists only at the AVX-512 level
+        }
+        fn check<V: Val>(raw: impl Fn(f32) -> V::Raw) {
+            for (rows, cols) in [(5, 576), (3, 1536), (1, 384)] {
+                let w: Vec<V::Raw> = rand(rows * cols, 3 + cols as u64)
+                    .into_iter()
+                    .map(&raw)
+                    .collect();
+                let x = rand(cols, 11);
+                let y0 = rand(rows, 13);
+                let (mut on, mut off, mut plain) = (y0.clone(), y0.clone(), y0);
+                // SAFETY: AVX-512 is supported (checked above); `w` holds `rows` rows of
+                // `cols` = `x.len()` columns, a multiple of 64 and at least 384.
+                unsafe {
+                    xreg_avx512::<V, true>(&w, &x, &mut on);
+                    xreg_avx512::<V, false>(&w, &x, &mut off);
+                    gemv_rows_plain::<V>(Isa::Avx512, &w, &x, &mut plain);
+                }
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+                assert_eq!(bits(&on), bits(&plain), "prefetch on, {rows}x{cols}");
+                assert_eq!(bits(&off), bits(&plain), "prefetch off, {rows}x{cols}");
+            }
+        }
+        check::<Bf16>(|v| (v.to_bits() >> 16) as u16);
+        check::<F16>(|v| {
+            let b = v.to_bits();
+            (((b >> 16) & 0x8000) | ((b >> 13) & 0x03ff) | (10 << 10)) as u16
+        });
+    }
+
     #[test]
     fn x_in_registers_keeps_the_digits_f32() {
         same_digits::<F32>(|v| v);

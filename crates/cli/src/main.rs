@@ -5,6 +5,7 @@
 
 mod cmd;
 mod common;
+mod hugepages;
 
 use std::process::ExitCode;
 
@@ -79,6 +80,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: both may replace the process or change its environment.
+    hugepages::reexec_if_needed();
+    hugepages::restore_env();
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         if let Err(e) = common::set_threads(n) {

@@ -12,6 +12,9 @@
 //! limit `bench decode` reports, for the weight stream alone: no attention, norms or sampling),
 //! and every variant's GB/s in each round beside that round's probe.
 //!
+//! The `secateurs` binary keeps its weights on 2 MiB pages (crates/cli/src/hugepages.rs); run
+//! this with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` to stream the way it does.
+//!
 //! `DECODE_STREAM=70,50,24` picks the other variants (70% and 50% unstructured, each weight
 //! zero with that probability; 2:4; `bf16`: dense with bf16 values, everything else being f32),
 //! `ROUNDS=10` the rounds.

@@ -45,7 +45,10 @@ The first model is also run with transformers + PyTorch (f32, same thread count)
 interpreter has torch, transformers and gguf. Its tokens/s times the dense f32 row's bytes per
 token is the bandwidth its decode implies; the report sets that beside a probe taken just before
 it, with the fraction of the probe that twice its speed would need (over 100%: out of reach of
-any decoder that reads those bytes).")]
+any decoder that reads those bytes).
+On Linux with glibc, secateurs re-executes itself once with glibc.malloc.hugetlb=1 so that the
+weights (and the probes' buffers) sit on 2 MiB transparent huge pages; the report says whether
+they do. SECATEURS_HUGE_PAGES=0 turns that off.")]
 pub struct DecodeBenchArgs {
     /// Models (directories, .gguf files or compressed checkpoints; default: the default model).
     models: Vec<String>,
@@ -396,13 +399,16 @@ pub fn run(a: DecodeBenchArgs) -> Result<()> {
                 "speedup_vs_reference": vs_reference,
                 "same_tokens_as_reference": same_as_reference,
                 "reference_bandwidth": reference_bw,
+                "huge_pages": crate::hugepages::state().describe(),
             }))?
         );
         return Ok(());
     }
     println!(
-        "greedy decode, batch 1, {} new tokens, {threads} threads",
-        a.new_tokens
+        "greedy decode, batch 1, {} new tokens, {threads} threads; huge pages for the weights (and the probes' \
+         buffers): {}",
+        a.new_tokens,
+        crate::hugepages::state().describe()
     );
     println!(
         "memory bandwidth at the start: read {read_bw:.1} GB/s, copy {copy_bw:.1} GB/s; each row's \"bw\" is the read \

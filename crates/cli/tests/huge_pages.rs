@@ -5,11 +5,26 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn secateurs() -> Command {
+/// `secateurs` with `GLIBC_TUNABLES` as given (`None`: unset) and no opt-out switch.
+fn secateurs(tunables: Option<&str>) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_secateurs"));
-    c.env_remove("SECATEURS_HUGE_PAGES")
-        .env_remove("GLIBC_TUNABLES");
+    c.env_remove("SECATEURS_HUGE_PAGES");
+    match tunables {
+        Some(t) => c.env("GLIBC_TUNABLES", t),
+        None => c.env_remove("GLIBC_TUNABLES"),
+    };
     c
+}
+
+/// Runs `c`, which must succeed.
+fn succeed(c: &mut Command) -> Output {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Whether this machine's kernel lets advised memory use transparent huge pages (then the
@@ -23,7 +38,7 @@ fn thp_allowed() -> bool {
 #[test]
 fn arguments_survive_the_reexecution() {
     for switch in ["1", "0"] {
-        let out = secateurs()
+        let out = secateurs(None)
             .env("SECATEURS_HUGE_PAGES", switch)
             .args(["info", "/no such/dir  x"])
             .output()
@@ -49,36 +64,27 @@ fn child_environment(tunables: Option<&str>) -> String {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let mut c = secateurs();
-    if let Some(t) = tunables {
-        c.env("GLIBC_TUNABLES", t);
-    }
-    let out: Output = c
-        .env("ENV_DUMP", &dump)
-        .args([
-            "--threads",
-            "1",
-            "bench",
-            "kernels",
-            "--sizes",
-            "64",
-            "--sparsities",
-            "0.5",
-            "--nm24",
-            "none",
-            "--min-time",
-            "0.001",
-            "--rounds",
-            "1",
-            "--python",
-        ])
-        .arg(&fake)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        secateurs(tunables)
+            .env("ENV_DUMP", &dump)
+            .args([
+                "--threads",
+                "1",
+                "bench",
+                "kernels",
+                "--sizes",
+                "64",
+                "--sparsities",
+                "0.5",
+                "--nm24",
+                "none",
+                "--min-time",
+                "0.001",
+                "--rounds",
+                "1",
+                "--python",
+            ])
+            .arg(&fake),
     );
     std::fs::read_to_string(&dump).unwrap_or_else(|e| panic!("{}: {e}", dump.display()))
 }
@@ -104,28 +110,19 @@ fn bench_decode_reports_the_huge_page_state() {
     let model =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/tiny-llama");
     let run = |switch: &str, tunables: Option<&str>| -> String {
-        let mut c = secateurs();
-        if let Some(t) = tunables {
-            c.env("GLIBC_TUNABLES", t);
-        }
-        let out = c
-            .env("SECATEURS_HUGE_PAGES", switch)
-            .args(["--threads", "1", "bench", "decode"])
-            .arg(&model)
-            .args([
-                "--new-tokens",
-                "2",
-                "--repeat",
-                "1",
-                "--no-reference",
-                "--json",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = succeed(
+            secateurs(tunables)
+                .env("SECATEURS_HUGE_PAGES", switch)
+                .args(["--threads", "1", "bench", "decode"])
+                .arg(&model)
+                .args([
+                    "--new-tokens",
+                    "2",
+                    "--repeat",
+                    "1",
+                    "--no-reference",
+                    "--json",
+                ]),
         );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v["huge_pages"].as_str().unwrap().to_string()
